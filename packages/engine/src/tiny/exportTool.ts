@@ -1,0 +1,145 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Access to `tools/export` (Python) from TypeScript tests and benchmarks: tiny random-weight
+ * Llama checkpoints, their export to the engine's contract, and the Hugging Face reference.
+ */
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+export function pythonExecutable(): string {
+  const fromEnv = process.env.DUET_PYTHON;
+  if (fromEnv) return fromEnv;
+  const venv = join(repoRoot, '.venv/bin/python');
+  if (!existsSync(venv)) {
+    throw new Error(
+      `no Python tool environment at ${venv}: run scripts/setup-python.sh (or set DUET_PYTHON)`,
+    );
+  }
+  return venv;
+}
+
+/** Runs `python -m duet_export ...`; resolves with stdout, rejects with stderr on failure. */
+export function runExportTool(
+  args: readonly string[],
+  options: { pinCpu?: number; quiet?: boolean } = {},
+): Promise<string> {
+  const python = pythonExecutable();
+  const argv = ['-m', 'duet_export', ...args];
+  const [cmd, cmdArgs] =
+    options.pinCpu !== undefined && existsSync('/usr/bin/taskset')
+      ? ['/usr/bin/taskset', ['-c', String(options.pinCpu), python, ...argv]]
+      : [python, argv];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, cmdArgs, {
+      env: { ...process.env, PYTHONPATH: join(repoRoot, 'tools/export'), PYTHONUNBUFFERED: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!options.quiet) process.stderr.write(d);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolvePromise(stdout);
+      else reject(new Error(`duet_export ${args[0]} exited with ${code}:\n${stderr.slice(-4000)}`));
+    });
+  });
+}
+
+function exporterFingerprint(): string {
+  const dir = join(repoRoot, 'tools/export/duet_export');
+  const hash = createHash('sha256');
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.py')).sort()) hash.update(f).update(readFileSync(join(dir, f)));
+  return hash.digest('hex');
+}
+
+export interface TinyLlamaSpec {
+  readonly layers: number;
+  readonly hidden: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly intermediate: number;
+  readonly vocab: number;
+  readonly maxContext: number;
+  readonly tied?: boolean;
+  readonly ropeScaling?: 'none' | 'linear' | 'llama3';
+  readonly attentionBias?: boolean;
+  readonly unitBase?: number;
+  readonly unitCount?: number;
+  readonly s0?: number;
+  readonly s1?: number;
+  readonly seed?: number;
+}
+
+export interface TinyModel {
+  /** Hugging Face checkpoint directory (the reference's weights). */
+  readonly checkpoint: string;
+  /** The exported model's manifest.json. */
+  readonly manifestPath: string;
+}
+
+/**
+ * Makes (or reuses, keyed by the spec) a random-weight Llama checkpoint and its ONNX export
+ * under `.cache/models/`.
+ */
+export async function ensureTinyModel(
+  spec: TinyLlamaSpec,
+  options: { quiet?: boolean } = {},
+): Promise<TinyModel> {
+  // Keyed by the spec and the exporter's sources, so a changed exporter never serves a stale model.
+  const key = createHash('sha256').update(JSON.stringify(spec)).update(exporterFingerprint()).digest('hex').slice(0, 16);
+  const dir = join(repoRoot, '.cache/models', `tiny-${key}`);
+  const model: TinyModel = { checkpoint: join(dir, 'hf'), manifestPath: join(dir, 'onnx/manifest.json') };
+  if (existsSync(model.manifestPath)) return model;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  const args = [
+    'tiny',
+    '--out',
+    join(tmp, 'hf'),
+    '--layers',
+    String(spec.layers),
+    '--hidden',
+    String(spec.hidden),
+    '--heads',
+    String(spec.heads),
+    '--kv-heads',
+    String(spec.kvHeads),
+    '--head-dim',
+    String(spec.headDim),
+    '--intermediate',
+    String(spec.intermediate),
+    '--vocab',
+    String(spec.vocab),
+    '--max-context',
+    String(spec.maxContext),
+    '--seed',
+    String(spec.seed ?? 0),
+    '--rope-scaling',
+    spec.ropeScaling ?? 'none',
+  ];
+  if (spec.tied) args.push('--tied');
+  if (spec.attentionBias) args.push('--attention-bias');
+  if (spec.unitBase !== undefined) args.push('--unit-base', String(spec.unitBase));
+  if (spec.unitCount !== undefined) args.push('--unit-count', String(spec.unitCount));
+  if (spec.s0 !== undefined) args.push('--s0', String(spec.s0));
+  if (spec.s1 !== undefined) args.push('--s1', String(spec.s1));
+  await runExportTool(args, options);
+  await runExportTool(['llama', '--checkpoint', join(tmp, 'hf'), '--out', join(tmp, 'onnx')], options);
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  return model;
+}
