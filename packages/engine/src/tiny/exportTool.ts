@@ -60,7 +60,10 @@ export function runExportTool(
 function exporterFingerprint(): string {
   const dir = join(repoRoot, 'tools/export/duet_export');
   const hash = createHash('sha256');
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.py')).sort()) hash.update(f).update(readFileSync(join(dir, f)));
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith('.py'))
+    .sort())
+    hash.update(f).update(readFileSync(join(dir, f)));
   return hash.digest('hex');
 }
 
@@ -99,7 +102,11 @@ export async function ensureTinyModel(
   options: { quiet?: boolean } = {},
 ): Promise<TinyModel> {
   // Keyed by the spec and the exporter's sources, so a changed exporter never serves a stale model.
-  const key = createHash('sha256').update(JSON.stringify(spec)).update(exporterFingerprint()).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify(spec))
+    .update(exporterFingerprint())
+    .digest('hex')
+    .slice(0, 16);
   const dir = join(repoRoot, '.cache/models', `tiny-${key}`);
   const model: TinyModel = { checkpoint: join(dir, 'hf'), manifestPath: join(dir, 'onnx/manifest.json') };
   if (existsSync(model.manifestPath)) return model;
