@@ -135,6 +135,22 @@ describe('CallTimeline', () => {
     expect(() => tl.beginTick()).toThrow(InvalidStateError);
   });
 
+  it('a long call keeps only a bounded history, and rollbacks still find their tokens', () => {
+    const g = chunkGeometry(160);
+    const tl = new CallTimeline({ vocabulary: vocab, geometry: g, firstChunk: 0, maxLateChunks: 2, retainTokens: 50 });
+    const rng = createRng(9);
+    const pick = (o: number[]) => o[Math.floor(rng.next() * o.length)]!;
+    for (let tick = 0; tick < 2000; tick++) {
+      if (tick > 2) tl.submitUserChunk(tick - 3, [1, 2, 3, 4]); // always two ticks late
+      const { plan } = runTick(tl, pick);
+      expect(() => tl.tokensFrom(plan.dirtyFrom)).not.toThrow();
+    }
+    const { base, tokens } = tl.history();
+    expect(base).toBeGreaterThan(10_000);
+    expect(tokens.length).toBeLessThan(50 + 4 * 10 + 10);
+    expect(base + tokens.length).toBe(tl.length);
+  });
+
   it('keeps the history well formed, never loses a real unit and never rewrites the agent', () => {
     fc.assert(
       fc.property(
