@@ -158,6 +158,29 @@ describe('SyncEngine', () => {
     await engine.close();
   });
 
+  it('a model failure ends the calls of that invocation cleanly; the engine keeps serving', async () => {
+    const engine = await engineWith(2);
+    engine.openCall({ callId: 'a' });
+    engine.openCall({ callId: 'b' });
+    await engine.step();
+    const backend = engine.backend as OnnxSyncModel;
+    const forward = backend.forward.bind(backend);
+    backend.forward = async () => {
+      throw new Error('device lost');
+    };
+    const report = await engine.step();
+    expect(report.calls).toEqual([]);
+    expect(report.failed.map((f) => [f.callId, f.error.message])).toEqual([
+      ['a', 'device lost'],
+      ['b', 'device lost'],
+    ]);
+    expect(engine.callCount).toBe(0);
+    backend.forward = forward;
+    engine.openCall({ callId: 'c' });
+    expect((await engine.step()).calls.map((c) => c.callId)).toEqual(['c']);
+    await engine.close();
+  });
+
   it('step() must not overlap the previous step', async () => {
     const engine = await engineWith(1);
     engine.openCall({ callId: 'a' });

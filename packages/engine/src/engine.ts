@@ -9,11 +9,12 @@ import {
   type Rng,
   type SamplingOptions,
   sampleToken,
+  type TickPlan,
   type TokenFilter,
   type UserChunkAdmission,
   validateSamplingOptions,
 } from '@duet/sync';
-import type { ForwardOutput, SlotId, SyncModelBackend } from './backend.js';
+import type { ForwardItem, ForwardOutput, SlotId, SyncModelBackend } from './backend.js';
 import { ClosedError } from './errors.js';
 
 export type Batching = 'batched' | 'per-call';
@@ -214,110 +215,21 @@ export class SyncEngine {
     this.stepping = true;
     const started = performance.now();
     const tick = this.nextTick++;
-    const failed: { callId: string; error: Error }[] = [];
-    const begun: { call: EngineCall; plan: ReturnType<CallTimeline['beginTick']>; rolledBack: number }[] = [];
-    let invocations = 0;
-    let tokens = 0;
-    let forwardMs = 0;
+    const work: StepWork = { tick, failed: [], invocations: 0, tokens: 0, forwardMs: 0 };
     try {
-      for (const call of this.calls.values()) {
-        if (call.closing) continue;
-        try {
-          const plan = call.timeline.beginTick();
-          const cached = this.backend.length(call.slot);
-          const keep = Math.min(cached, plan.dirtyFrom);
-          this.backend.truncate(call.slot, keep);
-          call.feed = call.timeline.tokensFrom(keep);
-          begun.push({ call, plan, rolledBack: Math.max(0, cached - plan.dirtyFrom) });
-        } catch (error) {
-          this.fail(call, error, failed);
-        }
-      }
-      const prefill = new Map(begun.map((b) => [b.call, b.call.feed.length]));
-
-      const groups =
-        this.options.batching === 'per-call' ? begun.map((b) => [b.call]) : [begun.map((b) => b.call)];
-      const limit = this.options.maxPrefillTokens ?? 64;
+      const begun = this.beginCalls(work);
+      const calls = begun.map((b) => b.call);
+      const groups = this.options.batching === 'per-call' ? calls.map((c) => [c]) : [calls];
       for (const group of groups) {
-        // Long prefills first, in pieces, so one call's long history never blows up a batch.
-        for (let long = group.filter((c) => c.feed.length > limit); long.length > 0; ) {
-          const t0 = performance.now();
-          await this.backend.forward(long.map((c) => ({ slot: c.slot, tokens: c.feed.slice(0, limit) })));
-          forwardMs += performance.now() - t0;
-          invocations++;
-          tokens += long.length * limit;
-          for (const c of long) c.feed = c.feed.slice(limit);
-          long = long.filter((c) => c.feed.length > limit);
-        }
-        let live = group.filter((c) => !c.closing);
-        while (live.length > 0) {
-          const items = live.map((c) => ({ slot: c.slot, tokens: c.feed }));
-          for (const c of live) c.position = this.backend.length(c.slot);
-          const t0 = performance.now();
-          const output = await this.backend.forward(items);
-          forwardMs += performance.now() - t0;
-          invocations++;
-          for (const it of items) tokens += it.tokens.length;
-          const observed: Mutable<ForwardEvent['items']> = [];
-          for (const [i, c] of live.entries()) {
-            try {
-              const filter = c.timeline.filter();
-              const row = output.rowOffset(i, c.feed.length - 1);
-              const token = sampleToken(output.logits, row, output.vocabSize, filter, c.sampling, c.rng);
-              if (this.options.observer?.forward) {
-                const tokens = c.feed;
-                const timeline = c.timeline;
-                observed.push({
-                  callId: c.callId,
-                  position: c.position,
-                  tokens,
-                  item: i,
-                  sampled: token,
-                  filter,
-                  history: () => timeline.history(),
-                });
-              }
-              const result = c.timeline.accept(token);
-              c.feed = result.done ? [] : result.feed;
-            } catch (error) {
-              this.fail(c, error, failed);
-            }
-          }
-          this.options.observer?.forward?.({ tick, output, items: observed });
-          live = live.filter((c) => !c.closing && c.feed.length > 0);
-        }
-      }
-
-      const reports: CallTickReport[] = [];
-      for (const { call, plan, rolledBack } of begun) {
-        if (call.closing) continue;
         try {
-          const outcome = call.timeline.endTick();
-          // Keep the last token pending so the next tick always has something to feed.
-          const len = this.backend.length(call.slot);
-          this.backend.truncate(call.slot, Math.min(len, call.timeline.length - 1));
-          const expanded = expandChunk(
-            outcome.agentUnits,
-            call.lastAgentUnit,
-            this.geometry.unitsPerChunk,
-            this.options.silenceUnit ?? 0,
-          );
-          call.lastAgentUnit = expanded[expanded.length - 1];
-          reports.push({
-            callId: call.callId,
-            chunkIndex: outcome.chunkIndex,
-            predictedUser: outcome.predictedUser,
-            agentChunk: { index: outcome.agentChunkIndex, units: outcome.agentUnits, expanded },
-            prefillTokens: prefill.get(call) ?? 0,
-            rolledBackTokens: rolledBack,
-            replacedChunks: plan.replacedChunks,
-            confirmedChunks: plan.confirmedChunks,
-            lostChunks: plan.lostChunks,
-          });
+          await this.runGroup(group, work);
         } catch (error) {
-          this.fail(call, error, failed);
+          // The model itself failed: the calls of this invocation cannot go on; others can.
+          for (const c of group) if (!c.closing) this.fail(c, error, work.failed);
         }
       }
+      const reports = this.finishCalls(begun, work);
+      const { failed, invocations, tokens, forwardMs } = work;
       return {
         tick,
         calls: reports,
@@ -331,6 +243,123 @@ export class SyncEngine {
       this.stepping = false;
       for (const call of [...this.calls.values()]) if (call.closing) this.release(call);
     }
+  }
+
+  /** Begins the tick of every call: applies real user chunks and rolls its slot back. */
+  private beginCalls(work: StepWork): BegunCall[] {
+    const begun: BegunCall[] = [];
+    for (const call of this.calls.values()) {
+      if (call.closing) continue;
+      try {
+        const plan = call.timeline.beginTick();
+        const cached = this.backend.length(call.slot);
+        const keep = Math.min(cached, plan.dirtyFrom);
+        this.backend.truncate(call.slot, keep);
+        call.feed = call.timeline.tokensFrom(keep);
+        begun.push({
+          call,
+          plan,
+          prefill: call.feed.length,
+          rolledBack: Math.max(0, cached - plan.dirtyFrom),
+        });
+      } catch (error) {
+        this.fail(call, error, work.failed);
+      }
+    }
+    return begun;
+  }
+
+  /** Prefill, then decode until every call of the group closed its next agent chunk. */
+  private async runGroup(group: readonly EngineCall[], work: StepWork): Promise<void> {
+    const limit = this.options.maxPrefillTokens ?? 64;
+    // Long prefills first, in pieces, so one call's long history never blows up a batch.
+    for (let long = group.filter((c) => c.feed.length > limit); long.length > 0; ) {
+      await this.forward(
+        long.map((c) => ({ slot: c.slot, tokens: c.feed.slice(0, limit) })),
+        work,
+      );
+      for (const c of long) c.feed = c.feed.slice(limit);
+      long = long.filter((c) => c.feed.length > limit);
+    }
+    let live = group.filter((c) => !c.closing);
+    while (live.length > 0) {
+      for (const c of live) c.position = this.backend.length(c.slot);
+      const output = await this.forward(
+        live.map((c) => ({ slot: c.slot, tokens: c.feed })),
+        work,
+      );
+      const observed: Mutable<ForwardEvent['items']> = [];
+      for (const [i, c] of live.entries()) {
+        try {
+          const filter = c.timeline.filter();
+          const row = output.rowOffset(i, c.feed.length - 1);
+          const token = sampleToken(output.logits, row, output.vocabSize, filter, c.sampling, c.rng);
+          if (this.options.observer?.forward) {
+            const timeline = c.timeline;
+            const history = () => timeline.history();
+            observed.push({
+              callId: c.callId,
+              position: c.position,
+              tokens: c.feed,
+              item: i,
+              sampled: token,
+              filter,
+              history,
+            });
+          }
+          const result = c.timeline.accept(token);
+          c.feed = result.done ? [] : result.feed;
+        } catch (error) {
+          this.fail(c, error, work.failed);
+        }
+      }
+      this.options.observer?.forward?.({ tick: work.tick, output, items: observed });
+      live = live.filter((c) => !c.closing && c.feed.length > 0);
+    }
+  }
+
+  private async forward(items: readonly ForwardItem[], work: StepWork): Promise<ForwardOutput> {
+    const t0 = performance.now();
+    const output = await this.backend.forward(items);
+    work.forwardMs += performance.now() - t0;
+    work.invocations++;
+    for (const it of items) work.tokens += it.tokens.length;
+    return output;
+  }
+
+  /** Ends the tick of every call still open: its predicted user chunk and next agent chunk. */
+  private finishCalls(begun: readonly BegunCall[], work: StepWork): CallTickReport[] {
+    const reports: CallTickReport[] = [];
+    for (const { call, plan, prefill, rolledBack } of begun) {
+      if (call.closing) continue;
+      try {
+        const outcome = call.timeline.endTick();
+        // Keep the last token pending so the next tick always has something to feed.
+        const len = this.backend.length(call.slot);
+        this.backend.truncate(call.slot, Math.min(len, call.timeline.length - 1));
+        const expanded = expandChunk(
+          outcome.agentUnits,
+          call.lastAgentUnit,
+          this.geometry.unitsPerChunk,
+          this.options.silenceUnit ?? 0,
+        );
+        call.lastAgentUnit = expanded[expanded.length - 1];
+        reports.push({
+          callId: call.callId,
+          chunkIndex: outcome.chunkIndex,
+          predictedUser: outcome.predictedUser,
+          agentChunk: { index: outcome.agentChunkIndex, units: outcome.agentUnits, expanded },
+          prefillTokens: prefill,
+          rolledBackTokens: rolledBack,
+          replacedChunks: plan.replacedChunks,
+          confirmedChunks: plan.confirmedChunks,
+          lostChunks: plan.lostChunks,
+        });
+      } catch (error) {
+        this.fail(call, error, work.failed);
+      }
+    }
+    return reports;
   }
 
   /** Closes every call and the backend. Idempotent. */
@@ -359,6 +388,21 @@ export class SyncEngine {
   private assertOpen(): void {
     if (this.closed) throw new ClosedError('the engine is closed');
   }
+}
+
+interface StepWork {
+  readonly tick: number;
+  readonly failed: { callId: string; error: Error }[];
+  invocations: number;
+  tokens: number;
+  forwardMs: number;
+}
+
+interface BegunCall {
+  readonly call: EngineCall;
+  readonly plan: TickPlan;
+  readonly prefill: number;
+  readonly rolledBack: number;
 }
 
 type Mutable<T> = T extends readonly (infer U)[] ? U[] : T;
