@@ -137,7 +137,13 @@ describe('CallTimeline', () => {
 
   it('a long call keeps only a bounded history, and rollbacks still find their tokens', () => {
     const g = chunkGeometry(160);
-    const tl = new CallTimeline({ vocabulary: vocab, geometry: g, firstChunk: 0, maxLateChunks: 2, retainTokens: 50 });
+    const tl = new CallTimeline({
+      vocabulary: vocab,
+      geometry: g,
+      firstChunk: 0,
+      maxLateChunks: 2,
+      retainTokens: 50,
+    });
     const rng = createRng(9);
     const pick = (o: number[]) => o[Math.floor(rng.next() * o.length)]!;
     for (let tick = 0; tick < 2000; tick++) {
