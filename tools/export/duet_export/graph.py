@@ -66,6 +66,10 @@ class LlamaShape:
         return 4 * total
 
 
+# Up to this many new tokens per invocation, cache products run one row per (head, token).
+ROW_PRODUCT_MAX_T = 4
+
+
 def llama_shape(config) -> LlamaShape:
     """Reads and checks the parts of a LlamaConfig the graph depends on."""
     model_type = getattr(config, "model_type", None)
@@ -214,6 +218,41 @@ def build_llama_graph(
         shape_btkd = g.op("Concat", [B, T, g.const([K, D])], "shape/BTKD", axis=0)
         shape_q = g.op("Concat", [B, g.const([K, G]), T, g.const([D])], "shape/B_K_G_T_D", axis=0)
         group_axis = g.const([2])
+        small_t = g.op("LessOrEqual", [T, g.const([ROW_PRODUCT_MAX_T])], "shape/small_T")
+        shape_rows = g.op("Concat", [B, g.const([K, G]), T, g.const([1, -1])], "shape/B_K_G_T_1_X", axis=0)
+        shape_prod = g.op("Concat", [B, g.const([K, G]), T, g.const([-1])], "shape/B_K_G_T_Y", axis=0)
+        group_token_axes = g.const([2, 3])
+
+        def cache_product(a: str, cache: str, hint: str) -> str:
+            """`a [B,K,G,T,X] @ cache [B,K,X,Y]` (the cache broadcast over G, a view) -> [B,K,G,T,Y].
+
+            For a few tokens (decode steps) every (head, token) row is its own product, which
+            MLAS runs as a matrix-vector kernel straight from the cache; for a prefill the rows
+            of a head share one product, where packing the cache once pays off.
+            """
+            rows, cache6, prod6, small = (g._fresh(f"{hint}/{x}") for x in ("rows", "cache6", "prod6", "small"))
+            then_branch = helper.make_graph(
+                [
+                    helper.make_node("Reshape", [a, shape_rows], [rows], name=f"{rows}/Reshape"),
+                    helper.make_node("Unsqueeze", [cache, group_token_axes], [cache6], name=f"{cache6}/Unsqueeze"),
+                    helper.make_node("MatMul", [rows, cache6], [prod6], name=f"{prod6}/MatMul"),
+                    helper.make_node("Reshape", [prod6, shape_prod], [small], name=f"{small}/Reshape"),
+                ],
+                f"{hint}/per_row",
+                [],
+                [helper.make_tensor_value_info(small, TensorProto.FLOAT, None)],
+            )
+            cache5, large = g._fresh(f"{hint}/cache5"), g._fresh(f"{hint}/large")
+            else_branch = helper.make_graph(
+                [
+                    helper.make_node("Unsqueeze", [cache, group_axis], [cache5], name=f"{cache5}/Unsqueeze"),
+                    helper.make_node("MatMul", [a, cache5], [large], name=f"{large}/MatMul"),
+                ],
+                f"{hint}/per_head",
+                [],
+                [helper.make_tensor_value_info(large, TensorProto.FLOAT, None)],
+            )
+            return g.op("If", [small_t], hint, then_branch=then_branch, else_branch=else_branch)
         shape_bhtd = g.op("Concat", [B, g.const([H]), T, g.const([D])], "shape/BHTD", axis=0)
         shape_logits = g.op("Concat", [B, T, g.const([V])], "shape/BTV", axis=0)
         flat_hd = g.const([-1, H * D])
@@ -261,19 +300,16 @@ def build_llama_graph(
             q = g.op("Mul", [rope(q, f"{n}/q_rot"), q_scale], f"{n}/q_scaled")
             k = rope(k, f"{n}/k_rot")
             # [B,T,H,D] -> [B,H,T,D] -> [B,K,G,T,D]: head h = k*G + g uses kv head h // G (repeat_kv).
-            # The cache is broadcast over G (a view): each product then has one query row per head
-            # and token, which MLAS multiplies straight from the cache without packing it.
+            # The cache is never copied: cache_product() views it broadcast over G.
             q = g.op("Reshape", [g.op("Transpose", [q], f"{n}/q_bhtd", perm=[0, 2, 1, 3]), shape_q], f"{n}/q_grouped")
             new_key = g.op("Transpose", [k], f"{n}/new_key", outputs=[f"new_key_{l}"], perm=[0, 2, 3, 1])
             new_value = g.op("Transpose", [v], f"{n}/new_value", outputs=[f"new_value_{l}"], perm=[0, 2, 1, 3])
-            past_key = g.op("Unsqueeze", [f"past_key_{l}", group_axis], f"{n}/past_key5")
-            past_value = g.op("Unsqueeze", [f"past_value_{l}", group_axis], f"{n}/past_value5")
             new_key5 = g.op("Unsqueeze", [new_key, group_axis], f"{n}/new_key5")
             new_value5 = g.op("Unsqueeze", [new_value, group_axis], f"{n}/new_value5")
             scores = g.op(
                 "Concat",
                 [
-                    g.op("MatMul", [q, past_key], f"{n}/scores_cache"),
+                    cache_product(q, f"past_key_{l}", f"{n}/scores_cache"),
                     g.op("MatMul", [q, new_key5], f"{n}/scores_new"),
                 ],
                 f"{n}/scores",
@@ -286,7 +322,7 @@ def build_llama_graph(
             attn = g.op(
                 "Add",
                 [
-                    g.op("MatMul", [p_cache, past_value], f"{n}/attn_cache"),
+                    cache_product(p_cache, f"past_value_{l}", f"{n}/attn_cache"),
                     g.op("MatMul", [p_new, new_value5], f"{n}/attn_new"),
                 ],
                 f"{n}/attn",

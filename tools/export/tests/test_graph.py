@@ -109,17 +109,25 @@ def test_graph_follows_the_contract(exported):
     assert ins == {} and outs == {}
     assert [i.name for i in session.get_inputs()][:4] == ["input_ids", "rope_cos", "rope_sin", "attn_mask"]
 
-    # The cache is only ever viewed (Unsqueeze over the query group) and read by MatMul: never
-    # concatenated, sliced or repeated.
+    # The cache is only ever viewed (Unsqueeze, inside the per-row / per-head branches) and read
+    # by MatMul: never concatenated, sliced or repeated.
+    def all_nodes(graph):
+        for node in graph.node:
+            yield node
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    yield from all_nodes(a.g)
+
+    nodes = list(all_nodes(m.graph))
     views = set()
-    for n in m.graph.node:
+    for n in nodes:
         for i in n.input:
             if i.startswith("past_"):
                 assert n.op_type in ("Unsqueeze", "Shape"), (n.op_type, i)
                 if n.op_type == "Unsqueeze":
                     views.update(n.output)
-    assert len(views) == 2 * s.layers
-    for n in m.graph.node:
+    assert len(views) == 2 * 2 * s.layers  # keys and values, per-row and per-head branch
+    for n in nodes:
         for i in n.input:
             if i in views:
                 assert n.op_type == "MatMul", (n.op_type, i)
