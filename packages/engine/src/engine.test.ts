@@ -130,16 +130,19 @@ describe('SyncEngine', () => {
     await expect(engine.step()).rejects.toThrow(ClosedError);
   });
 
-  it('a call closed during a step leaves at the end of it; the others carry on', async () => {
-    const engine = await engineWith(3);
+  it('a call closed during a step leaves at the end of it, one opened joins the next tick', async () => {
+    const engine = await engineWith(4);
     for (const id of ['a', 'b', 'c']) engine.openCall({ callId: id });
     const step = engine.step();
     engine.closeCall('b');
+    await new Promise((r) => setImmediate(r)); // inside the step's first forward()
+    engine.openCall({ callId: 'd' }); // joins at the next tick
     const report = await step;
     expect(report.calls.map((c) => c.callId)).toEqual(['a', 'c']);
     expect(engine.hasCall('b')).toBe(false);
     const next = await engine.step();
-    expect(next.calls.map((c) => c.callId)).toEqual(['a', 'c']);
+    expect(next.calls.map((c) => c.callId)).toEqual(['a', 'c', 'd']);
+    expect(next.calls[2]!.chunkIndex).toBe(1);
     await engine.close();
   });
 

@@ -47,7 +47,12 @@ interface Trial {
 const geometry = chunkGeometry(160);
 const maxLateChunks = 2;
 
-async function trial(manifestPath: string, calls: number, batching: 'batched' | 'per-call'): Promise<Trial> {
+async function trial(
+  manifestPath: string,
+  calls: number,
+  batching: 'batched' | 'per-call',
+  ticks = TICKS,
+): Promise<Trial & { times: number[] }> {
   const reserve = SyncEngine.requiredReserve(geometry, maxLateChunks);
   const model = await OnnxSyncModel.load({
     manifestPath,
@@ -74,7 +79,8 @@ async function trial(manifestPath: string, calls: number, batching: 'batched' | 
   const times: number[] = [];
   let maxInvocations = 0;
   let tokens = 0;
-  for (let tick = 0; tick < WARMUP + TICKS; tick++) {
+  const series: number[] = [];
+  for (let tick = 0; tick < WARMUP + ticks; tick++) {
     const report = await engine.step();
     if (report.failed.length) throw report.failed[0]!.error;
     for (const c of report.calls) {
@@ -85,6 +91,7 @@ async function trial(manifestPath: string, calls: number, batching: 'batched' | 
     }
     if (tick >= WARMUP) {
       times.push(report.durationMs);
+      series.push(report.durationMs);
       maxInvocations = Math.max(maxInvocations, report.invocations);
       tokens += report.tokens;
     }
@@ -97,8 +104,9 @@ async function trial(manifestPath: string, calls: number, batching: 'batched' | 
     p50: pct(0.5),
     p99: pct(0.99),
     maxInvocations,
-    tokensPerTick: tokens / TICKS,
+    tokensPerTick: tokens / ticks,
     meanMs: times.reduce((s, x) => s + x, 0) / times.length,
+    times: series,
   };
 }
 
@@ -153,11 +161,25 @@ async function main(): Promise<void> {
     seed: 7,
   });
 
+  log('warming up (process, onnxruntime and CPU caches)');
+  await trial(bench.manifestPath, 2, 'batched', 10);
+
   log(`batched engine (budget ${BUDGET_MS} ms p99, ${TICKS} ticks per trial, context ${CONTEXT})`);
   const batched = await capacity(bench.manifestPath, 'batched');
   log('same engine, one call at a time');
   const perCall = await capacity(bench.manifestPath, 'per-call');
   const one = batched.trials.find((t) => t.calls === 1);
+
+  // A long call: the window slides every tick; the step time must not grow with the call's age.
+  const longTicks = Number(process.env.BENCH_LONG_TICKS ?? 150);
+  const longCalls = batched.best?.calls ?? 1;
+  log(
+    `long calls: ${longCalls} calls for ${longTicks} ticks (${((longTicks * geometry.chunkMs) / 1000).toFixed(0)} s of audio each)`,
+  );
+  const long = await trial(bench.manifestPath, longCalls, 'batched', longTicks);
+  const thirds = [0, 1, 2].map((i) =>
+    median(long.times.slice((i * longTicks) / 3, ((i + 1) * longTicks) / 3)),
+  );
 
   log('Hugging Face transformers eager loop (PyTorch, 1 thread)');
   const hfOut = await runExportTool(
@@ -213,6 +235,9 @@ async function main(): Promise<void> {
     `model invocations per tick: ${one?.maxInvocations ?? '-'} at 1 call, ${best?.maxInvocations ?? '-'} at ${best?.calls ?? '-'} calls (bound 2U+3 = ${2 * geometry.unitsPerChunk + 3})`,
   );
   console.log(
+    `step p50 by call age at ${longCalls} calls (thirds of ${longTicks} ticks, window sliding throughout): ${thirds.map((x) => `${x.toFixed(1)} ms`).join(', ')}`,
+  );
+  console.log(
     JSON.stringify({
       calls_per_core: best?.calls ?? 0,
       calls_per_core_unbatched: perCall.best?.calls ?? 0,
@@ -221,11 +246,17 @@ async function main(): Promise<void> {
       tokens_per_s: Math.round(tokensPerS),
       backend_calls_per_tick_1: one?.maxInvocations ?? 0,
       backend_calls_per_tick_max: best?.maxInvocations ?? 0,
+      long_call_p50_ms: thirds.map((x) => round(x)),
       budget_ms: BUDGET_MS,
       context_tokens: CONTEXT,
       chunk_ms: geometry.chunkMs,
     }),
   );
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
 }
 
 function fmt(x: number | undefined): string {
