@@ -19,6 +19,16 @@ function allowed(filter: TokenFilter): number[] {
   return out;
 }
 
+/** A call at 160 ms chunks starting at chunk 0, one tick of lateness allowed. */
+function timeline160(): CallTimeline {
+  return new CallTimeline({
+    vocabulary: vocab,
+    geometry: chunkGeometry(160),
+    firstChunk: 0,
+    maxLateChunks: 1,
+  });
+}
+
 /** Runs one tick with a "model" that picks allowed tokens from a seeded generator. */
 function runTick(tl: CallTimeline, pick: (options: number[]) => number) {
   const plan = tl.beginTick();
@@ -62,12 +72,7 @@ describe('CallTimeline', () => {
   });
 
   it('forces the closing tag when a chunk reaches U units', () => {
-    const tl = new CallTimeline({
-      vocabulary: vocab,
-      geometry: chunkGeometry(160),
-      firstChunk: 0,
-      maxLateChunks: 1,
-    });
+    const tl = timeline160();
     tl.beginTick();
     tl.accept(21);
     tl.accept(10);
@@ -82,12 +87,7 @@ describe('CallTimeline', () => {
   });
 
   it('beginTick() replaces a predicted user chunk with the real one and reports the rollback point', () => {
-    const tl = new CallTimeline({
-      vocabulary: vocab,
-      geometry: chunkGeometry(160),
-      firstChunk: 0,
-      maxLateChunks: 1,
-    });
+    const tl = timeline160();
     tl.beginTick();
     for (const t of [21, 12, 20, 15, 20]) tl.accept(t); // predicted user [2]; agent [5]
     tl.endTick();
@@ -99,12 +99,7 @@ describe('CallTimeline', () => {
   });
 
   it('a real chunk equal to the prediction confirms it without a rollback', () => {
-    const tl = new CallTimeline({
-      vocabulary: vocab,
-      geometry: chunkGeometry(160),
-      firstChunk: 0,
-      maxLateChunks: 1,
-    });
+    const tl = timeline160();
     tl.beginTick();
     for (const t of [21, 12, 20, 15, 20]) tl.accept(t);
     tl.endTick();
@@ -115,12 +110,7 @@ describe('CallTimeline', () => {
   });
 
   it('refuses late, duplicate and malformed user chunks', () => {
-    const tl = new CallTimeline({
-      vocabulary: vocab,
-      geometry: chunkGeometry(160),
-      firstChunk: 0,
-      maxLateChunks: 1,
-    });
+    const tl = timeline160();
     const rng = createRng(1);
     const pick = (o: number[]) => o[Math.floor(rng.next() * o.length)]!;
     for (let i = 0; i < 4; i++) runTick(tl, pick);

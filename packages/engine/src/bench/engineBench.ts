@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { chunkGeometry, createRng } from '@duet/sync';
 import { SyncEngine } from '../engine.js';
 import { OnnxSyncModel } from '../onnxSyncModel.js';
-import { ensureTinyModel, runExportTool } from '../tiny/exportTool.js';
+import { BENCH_MODEL, ensureTinyModel, runExportTool } from '../tiny/exportTool.js';
 
 const BUDGET_MS = Number(process.env.BENCH_BUDGET_MS ?? 100);
 const CONTEXT = 1024;
@@ -149,17 +149,7 @@ async function capacity(
 
 async function main(): Promise<void> {
   log('preparing the bench model (4 layers, hidden 256, 4 heads / 2 KV heads, 514 tokens)');
-  const bench = await ensureTinyModel({
-    layers: 4,
-    hidden: 256,
-    heads: 4,
-    kvHeads: 2,
-    headDim: 64,
-    intermediate: 688,
-    vocab: 514,
-    maxContext: 2048,
-    seed: 7,
-  });
+  const bench = await ensureTinyModel(BENCH_MODEL);
 
   log('warming up (process, onnxruntime and CPU caches)');
   await trial(bench.manifestPath, 2, 'batched', 10);

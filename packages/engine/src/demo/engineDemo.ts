@@ -6,7 +6,7 @@
 import { chunkGeometry, createRng } from '@duet/sync';
 import { SyncEngine } from '../engine.js';
 import { OnnxSyncModel } from '../onnxSyncModel.js';
-import { ensureTinyModel } from '../tiny/exportTool.js';
+import { BENCH_MODEL, ensureTinyModel } from '../tiny/exportTool.js';
 
 const CALLS = Number(process.env.DEMO_CALLS ?? 4);
 const TICKS = Number(process.env.DEMO_TICKS ?? 40);
@@ -14,17 +14,7 @@ const geometry = chunkGeometry(Number(process.env.DEMO_CHUNK_MS ?? 160));
 
 async function main(): Promise<void> {
   console.log('preparing a small random-weight Llama model (tools/export) ...');
-  const tiny = await ensureTinyModel({
-    layers: 4,
-    hidden: 256,
-    heads: 4,
-    kvHeads: 2,
-    headDim: 64,
-    intermediate: 688,
-    vocab: 514,
-    maxContext: 2048,
-    seed: 7,
-  });
+  const tiny = await ensureTinyModel(BENCH_MODEL);
   const maxLateChunks = 2;
   const model = await OnnxSyncModel.load({
     manifestPath: tiny.manifestPath,

@@ -86,6 +86,19 @@ export interface TinyLlamaSpec {
   readonly seed?: number;
 }
 
+/** The bench model of `pnpm bench:engine` (and the demo): Llama, 4 layers, hidden 256, GQA 4:2, 512 units + 2 tags. */
+export const BENCH_MODEL: TinyLlamaSpec = {
+  layers: 4,
+  hidden: 256,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 64,
+  intermediate: 688,
+  vocab: 514,
+  maxContext: 2048,
+  seed: 7,
+};
+
 export interface TinyModel {
   /** Hugging Face checkpoint directory (the reference's weights). */
   readonly checkpoint: string;
