@@ -248,6 +248,12 @@ describe('OnnxSyncModel contract checks', () => {
     expect(String(err)).toMatch(/onnxruntime cannot load the model/);
   });
 
+  it('refuses a cache that does not fit one buffer per layer, before loading anything', async () => {
+    await expect(
+      OnnxSyncModel.load({ manifestPath: tiny.manifestPath, slots: 2 ** 20, contextTokens: 512 }),
+    ).rejects.toThrow(/GiB per layer buffer/);
+  });
+
   it('refuses a context larger than the model was trained for', async () => {
     await expect(
       OnnxSyncModel.load({ manifestPath: tiny.manifestPath, slots: 1, contextTokens: 4096 }),

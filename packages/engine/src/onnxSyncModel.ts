@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { createVocabulary, InvalidArgumentError, InvalidStateError } from '@duet/sync';
 import * as ort from 'onnxruntime-node';
 import type { ForwardItem, ForwardOutput, ModelInfo, SlotId, SyncModelBackend } from './backend.js';
@@ -30,6 +31,7 @@ export interface OnnxSyncModelOptions {
 }
 
 const MASKED = -1e9;
+const MAX_BUFFER_BYTES = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32);
 
 /**
  * The `duet.synclm/1` model on onnxruntime-node, with the KV cache in preallocated per-slot
@@ -70,6 +72,7 @@ export class OnnxSyncModel implements SyncModelBackend {
 
   static async load(options: OnnxSyncModelOptions): Promise<OnnxSyncModel> {
     const loaded = await loadManifest(options.manifestPath, { verifySha256: !options.skipSha256 });
+    const window = planWindow(loaded.manifest, options);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(loaded.modelPath, {
@@ -87,44 +90,31 @@ export class OnnxSyncModel implements SyncModelBackend {
         },
       );
     }
-    checkGraph(session, loaded);
-    return new OnnxSyncModel(session, loaded, options);
+    try {
+      checkGraph(session, loaded);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+    return new OnnxSyncModel(session, loaded, window, options.slots);
   }
 
-  private constructor(session: ort.InferenceSession, loaded: LoadedManifest, options: OnnxSyncModelOptions) {
+  private constructor(
+    session: ort.InferenceSession,
+    loaded: LoadedManifest,
+    window: ContextWindowSpec,
+    slots: number,
+  ) {
     const m: SyncModelManifest = loaded.manifest;
     const a = m.architecture;
-    const contextTokens = options.contextTokens ?? a.maxContext;
-    const sinks = options.sinks ?? 4;
-    const reserve = options.reserve ?? 64;
-    if (!Number.isSafeInteger(options.slots) || options.slots < 1) {
-      throw new InvalidArgumentError(`slots must be a positive integer, got ${options.slots}`);
-    }
-    if (!Number.isSafeInteger(contextTokens) || contextTokens > a.maxContext) {
-      throw new InvalidArgumentError(
-        `contextTokens (${contextTokens}) must be an integer <= the model's maxContext (${a.maxContext})`,
-      );
-    }
-    const window = contextTokens - sinks - reserve;
-    if (
-      !Number.isSafeInteger(sinks) ||
-      sinks < 0 ||
-      !Number.isSafeInteger(reserve) ||
-      reserve < 0 ||
-      window < 1
-    ) {
-      throw new InvalidArgumentError(
-        `contextTokens (${contextTokens}) must exceed sinks (${sinks}) + reserve (${reserve})`,
-      );
-    }
     this.session = session;
-    this.window = { sinks, window, reserve };
+    this.window = window;
     this.capacity = windowCapacity(this.window);
     this.layers = a.layers;
     this.kvHeads = a.kvHeads;
     this.headDim = a.headDim;
     this.vocabSize = a.vocabSize;
-    this.slotCapacity = options.slots;
+    this.slotCapacity = slots;
     this.rope = { invFreq: Float64Array.from(m.rope.invFreq), attentionScaling: m.rope.attentionScaling };
     this.info = {
       name: loaded.modelPath,
@@ -136,18 +126,15 @@ export class OnnxSyncModel implements SyncModelBackend {
       contextWindow: this.window,
     };
     const perSlot = this.kvHeads * this.headDim * this.capacity;
-    const bytes = 2 * a.layers * perSlot * 4 * options.slots;
-    if (bytes > 2 ** 31 * 8)
-      throw new InvalidArgumentError(`the KV cache would need ${(bytes / 2 ** 30).toFixed(1)} GiB`);
-    this.keys = Array.from({ length: a.layers }, () => new Float32Array(perSlot * options.slots));
-    this.values = Array.from({ length: a.layers }, () => new Float32Array(perSlot * options.slots));
+    this.keys = Array.from({ length: a.layers }, () => new Float32Array(perSlot * slots));
+    this.values = Array.from({ length: a.layers }, () => new Float32Array(perSlot * slots));
     this.sinkKeys = Array.from(
       { length: a.layers },
-      () => new Float32Array(this.kvHeads * this.headDim * sinks * options.slots),
+      () => new Float32Array(this.kvHeads * this.headDim * window.sinks * slots),
     );
-    this.lengths = new Int32Array(options.slots);
-    this.sinkRotation = new Float64Array(options.slots);
-    this.entryToken = new Int32Array(options.slots * this.capacity).fill(-1);
+    this.lengths = new Int32Array(slots);
+    this.sinkRotation = new Float64Array(slots);
+    this.entryToken = new Int32Array(slots * this.capacity).fill(-1);
   }
 
   get slotsInUse(): number {
@@ -409,6 +396,39 @@ export class OnnxSyncModel implements SyncModelBackend {
   private assertIdle(op: string): void {
     if (this.busy) throw new InvalidStateError(`${op}() while a forward() is running`);
   }
+}
+
+/** Validates the slot geometry against the model before anything is allocated. */
+function planWindow(m: SyncModelManifest, options: OnnxSyncModelOptions): ContextWindowSpec {
+  const a = m.architecture;
+  const contextTokens = options.contextTokens ?? a.maxContext;
+  const sinks = options.sinks ?? 4;
+  const reserve = options.reserve ?? 64;
+  if (!Number.isSafeInteger(options.slots) || options.slots < 1) {
+    throw new InvalidArgumentError(`slots must be a positive integer, got ${options.slots}`);
+  }
+  if (!Number.isSafeInteger(contextTokens) || contextTokens > a.maxContext) {
+    throw new InvalidArgumentError(
+      `contextTokens (${contextTokens}) must be an integer <= the model's maxContext (${a.maxContext})`,
+    );
+  }
+  if (!Number.isSafeInteger(sinks) || sinks < 0 || !Number.isSafeInteger(reserve) || reserve < 0) {
+    throw new InvalidArgumentError(`sinks (${sinks}) and reserve (${reserve}) must be non-negative integers`);
+  }
+  const window = contextTokens - sinks - reserve;
+  if (window < 1) {
+    throw new InvalidArgumentError(
+      `contextTokens (${contextTokens}) must exceed sinks (${sinks}) + reserve (${reserve})`,
+    );
+  }
+  // One Float32Array per layer holds every slot's keys (and one their values).
+  const perLayer = options.slots * a.kvHeads * a.headDim * contextTokens;
+  if (perLayer * 4 > MAX_BUFFER_BYTES) {
+    throw new InvalidArgumentError(
+      `${options.slots} slots of ${contextTokens} tokens need ${((perLayer * 4) / 2 ** 30).toFixed(1)} GiB per layer buffer (limit ${(MAX_BUFFER_BYTES / 2 ** 30).toFixed(1)} GiB): use fewer slots or a shorter context`,
+    );
+  }
+  return { sinks, window, reserve };
 }
 
 /** Checks the graph's inputs and outputs against the contract, naming the first mismatch. */
