@@ -84,6 +84,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-calls", type=int, default=16)
     p.add_argument("--budget-ms", type=float, default=100.0)
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("hubert-units", help="export HF HubertModel + k-means centroids to the duet.units/1 ONNX contract")
+    p.add_argument("--checkpoint", required=True, type=Path, help="HF HubertModel checkpoint directory")
+    p.add_argument("--layer", required=True, type=int, help="transformer layer whose output is clustered (1-based)")
+    p.add_argument("--centroids", required=True, type=Path, help="k-means centroids .npy, [K, hidden]")
+    p.add_argument("--out", required=True, type=Path, help="output directory (model.onnx, manifest.json)")
+    p.add_argument("--left-context-ms", type=int, default=None,
+                   help="left context for the manifest (default: measured on the exported model)")
+    p.add_argument("--measure-audio", type=Path, default=None,
+                   help="16 kHz mono speech (.wav 16-bit or .npy) for the measurement (default: seeded noise)")
+    p.add_argument("--chunk-units", type=int, default=4, help="chunk size of the measurement (U, units)")
+    p.add_argument("--target-agreement", type=float, default=0.95,
+                   help="streaming-vs-offline unit agreement the measured left context must reach")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("unit-hifigan", help="export a speech-resynthesis unit HiFi-GAN to the duet.vocoder/1 ONNX contract")
+    p.add_argument("--checkpoint", required=True, type=Path, help="generator checkpoint (state dict under 'generator')")
+    p.add_argument("--config", required=True, type=Path, help="the generator's JSON config")
+    p.add_argument("--out", required=True, type=Path, help="output directory (model.onnx, manifest.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("tiny-hubert", help="write a small random HubertModel checkpoint + random k-means centroids")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--units", type=int, default=24, help="number of centroids")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("tiny-hifigan", help="write a small random unit HiFi-GAN checkpoint + config (speech-resynthesis format)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--units", type=int, default=32, help="number of unit ids")
+    p.add_argument("--resblock", choices=["1", "2"], default="1")
+    p.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -175,6 +206,45 @@ def _run(args) -> int:
             threads=args.threads, max_calls=args.max_calls, budget_ms=args.budget_ms, warmup=args.warmup, seed=args.seed,
         )
         print(json.dumps(result))
+        return 0
+
+    if args.command == "hubert-units":
+        from .units import export_hubert_units
+
+        manifest = export_hubert_units(
+            args.checkpoint, args.layer, args.centroids, args.out, left_context_ms=args.left_context_ms,
+            measure_audio=args.measure_audio, chunk_units=args.chunk_units, target_agreement=args.target_agreement,
+            progress=not args.quiet,
+        )
+        m = json.loads(manifest.read_text())
+        print(json.dumps({"manifest": str(manifest), "unitCount": m["unitCount"],
+                          "leftContextSamples": m["leftContextSamples"]}))
+        return 0
+
+    if args.command == "unit-hifigan":
+        from .vocoder import export_unit_hifigan
+
+        manifest = export_unit_hifigan(args.checkpoint, args.config, args.out, progress=not args.quiet)
+        m = json.loads(manifest.read_text())
+        print(json.dumps({"manifest": str(manifest), "unitCount": m["unitCount"],
+                          "leftContextUnits": m["leftContextUnits"], "chunkMaxAbsDiff": m["leftContext"]["maxAbsDiff"]}))
+        return 0
+
+    if args.command == "tiny-hubert":
+        from .units import write_tiny_hubert
+
+        checkpoint, centroids = write_tiny_hubert(args.out, units=args.units, seed=args.seed)
+        print(json.dumps({"checkpoint": str(checkpoint), "centroids": str(centroids)}))
+        return 0
+
+    if args.command == "tiny-hifigan":
+        from .vocoder import tiny_config, write_tiny
+
+        raw = tiny_config(args.units)
+        if args.resblock == "2":
+            raw.update(resblock="2", resblock_dilation_sizes=[[1, 3], [1, 3]])
+        ckpt, config = write_tiny(args.out, raw, seed=args.seed)
+        print(json.dumps({"checkpoint": str(ckpt), "config": str(config)}))
         return 0
 
     raise AssertionError(args.command)
