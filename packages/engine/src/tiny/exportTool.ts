@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -110,56 +110,73 @@ export interface TinyModel {
  * Makes (or reuses, keyed by the spec) a random-weight Llama checkpoint and its ONNX export
  * under `.cache/models/`.
  */
-export async function ensureTinyModel(
-  spec: TinyLlamaSpec,
-  options: { quiet?: boolean } = {},
-): Promise<TinyModel> {
-  // Keyed by the spec and the exporter's sources, so a changed exporter never serves a stale model.
+/**
+ * A directory under `.cache/models/` built once by `build` (into a temporary directory, then
+ * renamed), keyed by `kind`, `spec` and the exporter's sources, so a changed exporter never
+ * serves a stale model.
+ */
+export async function ensureCached(
+  kind: string,
+  spec: unknown,
+  build: (dir: string) => Promise<void>,
+): Promise<string> {
   const key = createHash('sha256')
+    .update(kind)
     .update(JSON.stringify(spec))
     .update(exporterFingerprint())
     .digest('hex')
     .slice(0, 16);
-  const dir = join(repoRoot, '.cache/models', `tiny-${key}`);
-  const model: TinyModel = { checkpoint: join(dir, 'hf'), manifestPath: join(dir, 'onnx/manifest.json') };
-  if (existsSync(model.manifestPath)) return model;
+  const dir = join(repoRoot, '.cache/models', `${kind}-${key}`);
+  if (existsSync(join(dir, '.complete'))) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  const args = [
-    'tiny',
-    '--out',
-    join(tmp, 'hf'),
-    '--layers',
-    String(spec.layers),
-    '--hidden',
-    String(spec.hidden),
-    '--heads',
-    String(spec.heads),
-    '--kv-heads',
-    String(spec.kvHeads),
-    '--head-dim',
-    String(spec.headDim),
-    '--intermediate',
-    String(spec.intermediate),
-    '--vocab',
-    String(spec.vocab),
-    '--max-context',
-    String(spec.maxContext),
-    '--seed',
-    String(spec.seed ?? 0),
-    '--rope-scaling',
-    spec.ropeScaling ?? 'none',
-  ];
-  if (spec.tied) args.push('--tied');
-  if (spec.attentionBias) args.push('--attention-bias');
-  if (spec.unitBase !== undefined) args.push('--unit-base', String(spec.unitBase));
-  if (spec.unitCount !== undefined) args.push('--unit-count', String(spec.unitCount));
-  if (spec.s0 !== undefined) args.push('--s0', String(spec.s0));
-  if (spec.s1 !== undefined) args.push('--s1', String(spec.s1));
-  await runExportTool(args, options);
-  await runExportTool(['llama', '--checkpoint', join(tmp, 'hf'), '--out', join(tmp, 'onnx')], options);
+  await build(tmp);
+  await writeFile(join(tmp, '.complete'), '');
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
-  return model;
+  return dir;
+}
+
+/** Makes (or reuses) a random-weight Llama checkpoint and its ONNX export. */
+export async function ensureTinyModel(
+  spec: TinyLlamaSpec,
+  options: { quiet?: boolean } = {},
+): Promise<TinyModel> {
+  const dir = await ensureCached('tiny', spec, async (tmp) => {
+    const args = [
+      'tiny',
+      '--out',
+      join(tmp, 'hf'),
+      '--layers',
+      String(spec.layers),
+      '--hidden',
+      String(spec.hidden),
+      '--heads',
+      String(spec.heads),
+      '--kv-heads',
+      String(spec.kvHeads),
+      '--head-dim',
+      String(spec.headDim),
+      '--intermediate',
+      String(spec.intermediate),
+      '--vocab',
+      String(spec.vocab),
+      '--max-context',
+      String(spec.maxContext),
+      '--seed',
+      String(spec.seed ?? 0),
+      '--rope-scaling',
+      spec.ropeScaling ?? 'none',
+    ];
+    if (spec.tied) args.push('--tied');
+    if (spec.attentionBias) args.push('--attention-bias');
+    if (spec.unitBase !== undefined) args.push('--unit-base', String(spec.unitBase));
+    if (spec.unitCount !== undefined) args.push('--unit-count', String(spec.unitCount));
+    if (spec.s0 !== undefined) args.push('--s0', String(spec.s0));
+    if (spec.s1 !== undefined) args.push('--s1', String(spec.s1));
+    await runExportTool(args, options);
+    await runExportTool(['llama', '--checkpoint', join(tmp, 'hf'), '--out', join(tmp, 'onnx')], options);
+  });
+  return { checkpoint: join(dir, 'hf'), manifestPath: join(dir, 'onnx/manifest.json') };
 }

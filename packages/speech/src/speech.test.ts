@@ -1,0 +1,178 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureCached, runExportTool } from '@duet/engine/tiny';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SpeechModelError } from './errors.js';
+import { SpeechTokenizer } from './speechTokenizer.js';
+import { Vocoder } from './vocoder.js';
+
+/** Tiny random-weight models exported by tools/export (HuBERT + k-means; unit HiFi-GAN). */
+let unitsManifest: string;
+let vocoderManifest: string;
+
+beforeAll(async () => {
+  const unitsDir = await ensureCached('tiny-units', { units: 24, layer: 2, leftMs: 960 }, async (dir) => {
+    await runExportTool(['tiny-hubert', '--out', dir, '--units', '24'], { quiet: true });
+    await runExportTool(
+      [
+        'hubert-units',
+        '--checkpoint',
+        join(dir, 'hubert'),
+        '--layer',
+        '2',
+        '--centroids',
+        join(dir, 'centroids.npy'),
+      ].concat(['--out', join(dir, 'onnx'), '--left-context-ms', '960', '--quiet']),
+      { quiet: true },
+    );
+  });
+  unitsManifest = join(unitsDir, 'onnx/manifest.json');
+  const vocoderDir = await ensureCached('tiny-vocoder', { units: 32 }, async (dir) => {
+    const out = await runExportTool(['tiny-hifigan', '--out', dir, '--units', '32'], { quiet: true });
+    const { checkpoint, config } = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      checkpoint: string;
+      config: string;
+    };
+    await runExportTool(
+      ['unit-hifigan', '--checkpoint', checkpoint, '--config', config, '--out', join(dir, 'onnx'), '--quiet'],
+      {
+        quiet: true,
+      },
+    );
+  });
+  vocoderManifest = join(vocoderDir, 'onnx/manifest.json');
+});
+
+function sine(samples: number, hz: number, offset = 0): Float32Array {
+  return Float32Array.from(
+    { length: samples },
+    (_, i) => 0.5 * Math.sin((2 * Math.PI * hz * (i + offset)) / 16000),
+  );
+}
+
+describe('SpeechTokenizer', () => {
+  it('turns each chunk into exactly U units, batched across calls, the same as one call at a time', async () => {
+    const tok = await SpeechTokenizer.load({ manifestPath: unitsManifest, unitsPerChunk: 4 });
+    expect(tok.chunkSamples).toBe(2560);
+    const a1 = tok.openStream();
+    const b1 = tok.openStream();
+    const a2 = tok.openStream();
+    const b2 = tok.openStream();
+    for (let k = 0; k < 5; k++) {
+      const pa = sine(2560, 220, k * 2560);
+      const pb = sine(2560, 700, k * 2560);
+      const together = await tok.tokenize([
+        { stream: a1, pcm: pa },
+        { stream: b1, pcm: pb },
+      ]);
+      const alone = [
+        ...(await tok.tokenize([{ stream: a2, pcm: pa }])),
+        ...(await tok.tokenize([{ stream: b2, pcm: pb }])),
+      ];
+      expect(together).toEqual(alone);
+      for (const units of together) {
+        expect(units).toHaveLength(4);
+        for (const u of units as number[]) expect(u >= 0 && u < tok.manifest.unitCount).toBe(true);
+      }
+    }
+    await tok.close();
+  });
+
+  it('refuses a bad chunk on its own: wrong length, NaN samples; the other call goes through', async () => {
+    const tok = await SpeechTokenizer.load({ manifestPath: unitsManifest, unitsPerChunk: 4 });
+    const good = tok.openStream();
+    const bad = tok.openStream();
+    const nan = sine(2560, 300);
+    nan[100] = Number.NaN;
+    const [r1, r2, r3] = await tok.tokenize([
+      { stream: bad, pcm: new Float32Array(1000) },
+      { stream: good, pcm: sine(2560, 300) },
+      { stream: bad, pcm: nan },
+    ]);
+    expect(String(r1)).toMatch(/must be 2560 samples at 16000 Hz, got 1000/);
+    expect(r2).toHaveLength(4);
+    expect(String(r3)).toMatch(/sample 100 of the chunk is not finite/);
+    await tok.close();
+  });
+});
+
+describe('Vocoder', () => {
+  it('turns each chunk of U units into exactly one chunk of audio, batched across calls', async () => {
+    const voc = await Vocoder.load({ manifestPath: vocoderManifest, unitsPerChunk: 4 });
+    const s1 = voc.openStream();
+    const s2 = voc.openStream();
+    const s3 = voc.openStream();
+    for (let k = 0; k < 4; k++) {
+      const u1 = [k, k + 1, k + 2, k + 3];
+      const u2 = [31 - k, 30 - k, 3, 3];
+      const together = await voc.vocode([
+        { stream: s1, units: u1 },
+        { stream: s2, units: u2 },
+      ]);
+      const [alone] = await voc.vocode([{ stream: s3, units: u1 }]);
+      expect(together[0]).toHaveLength(2560);
+      expect(together[1]).toHaveLength(2560);
+      const a = together[0] as Float32Array;
+      const b = alone as Float32Array;
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-5);
+    }
+    await voc.close();
+  });
+
+  it("cross-fades each chunk in from the previous chunk's provisional tail, so edges are continuous", async () => {
+    const voc = await Vocoder.load({ manifestPath: vocoderManifest, unitsPerChunk: 4 });
+    const x = voc.crossFadeSamples;
+    expect(x).toBe(160);
+    const stream = voc.openStream();
+    const units = Array.from({ length: 40 }, (_, i) => (i * 7) % 32);
+    for (let k = 0; k < 10; k++) {
+      const tail = stream.tail.slice(); // what the last chunk held back, computed without these units
+      const chunk = (await voc.vocode([{ stream, units: units.slice(4 * k, 4 * k + 4) }]))[0] as Float32Array;
+      expect(chunk).toHaveLength(2560);
+      // The chunk starts on the held-back tail (continuity with the last emitted sample) ...
+      expect(Math.abs(chunk[0]! - tail[0]!)).toBeLessThan(0.01 * (1 + Math.abs(tail[0]!)));
+      if (k > 0) {
+        const changed = tail.some((v, i) => Math.abs(v - chunk[i]!) > 1e-3);
+        expect(changed).toBe(true); // the provisional tail really was replaced
+      }
+    }
+  });
+
+  it('refuses unit ids out of range and a wrong unit count, per item', async () => {
+    const voc = await Vocoder.load({ manifestPath: vocoderManifest, unitsPerChunk: 4 });
+    const s = voc.openStream();
+    const t = voc.openStream();
+    const [r1, r2, r3] = await voc.vocode([
+      { stream: s, units: [1, 2, 3, 99] },
+      { stream: t, units: [1, 2, 3, 4] },
+      { stream: s, units: [1, 2] },
+    ]);
+    expect(String(r1)).toMatch(/unit 3 \(99\) is not a unit id \(0..31\)/);
+    expect(r2).toHaveLength(2560);
+    expect(String(r3)).toMatch(/must have 4 units, got 2/);
+    await expect(
+      Vocoder.load({ manifestPath: vocoderManifest, unitsPerChunk: 4, silenceUnit: 40 }),
+    ).rejects.toThrow(/silenceUnit/);
+    await voc.close();
+  });
+});
+
+describe('speech model files', () => {
+  it('refuses a manifest of the wrong kind, a changed model file and a corrupt one', async () => {
+    await expect(SpeechTokenizer.load({ manifestPath: vocoderManifest, unitsPerChunk: 4 })).rejects.toThrow(
+      /format must be "duet.units", got "duet.vocoder"/,
+    );
+    const dir = join(vocoderManifest, '..');
+    const manifest = JSON.parse(await readFile(vocoderManifest, 'utf8')) as Record<string, unknown>;
+    const copy = join(dir, 'manifest.bad.json');
+    await writeFile(copy, JSON.stringify({ ...manifest, sha256: '0'.repeat(64) }));
+    await expect(Vocoder.load({ manifestPath: copy, unitsPerChunk: 4 })).rejects.toThrow(SpeechModelError);
+    await expect(Vocoder.load({ manifestPath: copy, unitsPerChunk: 4 })).rejects.toThrow(
+      /sha256 of model.onnx is/,
+    );
+    await writeFile(copy, JSON.stringify({ ...manifest, model: 'missing.onnx' }));
+    await expect(Vocoder.load({ manifestPath: copy, unitsPerChunk: 4 })).rejects.toThrow(
+      /cannot read model file missing.onnx/,
+    );
+  });
+});

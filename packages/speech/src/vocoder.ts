@@ -1,0 +1,169 @@
+import * as ort from 'onnxruntime-node';
+import { crossFade } from './crossFade.js';
+import { ClosedError, InvalidArgumentError } from './errors.js';
+import { History } from './history.js';
+import { loadSpeechManifest, type VocoderManifest } from './manifest.js';
+import { checkIo, createSession } from './session.js';
+
+export interface VocoderOptions {
+  readonly manifestPath: string;
+  /** Units per chunk (U = chunk ms / 40). */
+  readonly unitsPerChunk: number;
+  /** Samples over which consecutive chunks are cross-faded (default 10 ms); also the output delay. */
+  readonly crossFadeSamples?: number;
+  /** Unit that fills the left context at the start of a call (default 0). */
+  readonly silenceUnit?: number;
+  readonly intraOpThreads?: number;
+  readonly skipSha256?: boolean;
+}
+
+/** One call's unit history and the provisional tail of its last chunk. */
+export class VocoderStream {
+  closed = false;
+  constructor(
+    readonly history: History<Int32Array>,
+    readonly tail: Float32Array,
+  ) {}
+  close(): void {
+    this.closed = true;
+  }
+}
+
+export interface VocodeItem {
+  readonly stream: VocoderStream;
+  /** The chunk's expanded units: exactly U unit ids. */
+  readonly units: readonly number[];
+}
+
+/**
+ * The streaming unit vocoder (`duet.vocoder/1`): each call's chunk of U units, with the left
+ * context its stream keeps, becomes exactly one chunk of audio. The last `crossFadeSamples`
+ * of each chunk are provisional (computed without the next units): they are held back and
+ * cross-faded with the same samples recomputed at the next chunk, so edges never click; the
+ * output is therefore delayed by `crossFadeSamples`. Chunks of several calls run as one batch;
+ * a bad chunk is refused on its own.
+ */
+export class Vocoder {
+  readonly manifest: VocoderManifest;
+  readonly unitsPerChunk: number;
+  readonly chunkSamples: number;
+  readonly leftContextUnits: number;
+  readonly crossFadeSamples: number;
+  private readonly silenceUnit: number;
+  private readonly session: ort.InferenceSession;
+  private closed = false;
+
+  static async load(options: VocoderOptions): Promise<Vocoder> {
+    const { manifest, modelPath } = await loadSpeechManifest(options.manifestPath, 'duet.vocoder', {
+      verifySha256: !options.skipSha256,
+    });
+    const u = options.unitsPerChunk;
+    if (!Number.isSafeInteger(u) || u < 1)
+      throw new InvalidArgumentError(`unitsPerChunk must be a positive integer, got ${u}`);
+    const fade = options.crossFadeSamples ?? Math.round(manifest.sampleRate / 100);
+    if (!Number.isSafeInteger(fade) || fade < 0 || fade > u * manifest.samplesPerUnit) {
+      throw new InvalidArgumentError(`crossFadeSamples (${fade}) must be between 0 and one chunk`);
+    }
+    const silence = options.silenceUnit ?? 0;
+    if (!Number.isSafeInteger(silence) || silence < 0 || silence >= manifest.unitCount) {
+      throw new InvalidArgumentError(
+        `silenceUnit (${silence}) is not a unit id (0..${manifest.unitCount - 1})`,
+      );
+    }
+    const session = await createSession(modelPath, options.intraOpThreads);
+    try {
+      checkIo(session, modelPath, ['units', 'int64'], ['audio', 'float32']);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+    return new Vocoder(session, manifest, u, fade, silence);
+  }
+
+  private constructor(
+    session: ort.InferenceSession,
+    manifest: VocoderManifest,
+    unitsPerChunk: number,
+    fade: number,
+    silenceUnit: number,
+  ) {
+    this.session = session;
+    this.manifest = manifest;
+    this.unitsPerChunk = unitsPerChunk;
+    this.chunkSamples = unitsPerChunk * manifest.samplesPerUnit;
+    this.crossFadeSamples = fade;
+    this.silenceUnit = silenceUnit;
+    // The recomputed copy of the previous tail lies in the left context: keep enough of it.
+    this.leftContextUnits = Math.max(manifest.leftContextUnits, Math.ceil(fade / manifest.samplesPerUnit));
+  }
+
+  /** A new call's stream; its left context starts as the silence unit. */
+  openStream(): VocoderStream {
+    return new VocoderStream(
+      new History(new Int32Array(this.leftContextUnits), this.silenceUnit),
+      new Float32Array(this.crossFadeSamples),
+    );
+  }
+
+  /** Synthesises one chunk per item: `chunkSamples` of audio each, or the error for that item. */
+  async vocode(items: readonly VocodeItem[]): Promise<(Float32Array | Error)[]> {
+    if (this.closed) throw new ClosedError('the vocoder is closed');
+    const checks = items.map((it) => this.check(it));
+    const results: (Float32Array | Error)[] = checks.map((c) =>
+      c instanceof Error ? c : new Float32Array(0),
+    );
+    const ok = items.filter((_, i) => !(checks[i] instanceof Error));
+    if (ok.length === 0) return results;
+    const n = this.leftContextUnits + this.unitsPerChunk;
+    const ids = new BigInt64Array(ok.length * n);
+    const scratch = new Int32Array(n);
+    for (const [b, it] of ok.entries()) {
+      it.stream.history.copyTo(scratch, 0);
+      scratch.set(it.units, this.leftContextUnits);
+      for (let j = 0; j < n; j++) ids[b * n + j] = BigInt(scratch[j]!);
+    }
+    const out = await this.session.run({ units: new ort.Tensor('int64', ids, [ok.length, n]) });
+    const audio = out.audio!.data as Float32Array;
+    const spu = this.manifest.samplesPerUnit;
+    const x = this.crossFadeSamples;
+    const row = n * spu;
+    const start = this.leftContextUnits * spu; // first sample of this chunk in the row
+    let b = 0;
+    for (const [i, it] of items.entries()) {
+      if (checks[i] instanceof Error) continue;
+      const base = b * row;
+      const chunk = new Float32Array(this.chunkSamples);
+      // [start - x, start): the previous chunk's provisional tail, now with its right context.
+      crossFade(it.stream.tail, audio.subarray(base + start - x, base + start), chunk.subarray(0, x));
+      chunk.set(audio.subarray(base + start, base + row - x), x);
+      it.stream.tail.set(audio.subarray(base + row - x, base + row));
+      it.stream.history.push(it.units);
+      results[i] = chunk;
+      b++;
+    }
+    return results;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.session.release();
+  }
+
+  private check(it: VocodeItem): true | Error {
+    if (it.stream.closed) return new ClosedError('the stream is closed');
+    if (it.units.length !== this.unitsPerChunk) {
+      return new InvalidArgumentError(
+        `a chunk must have ${this.unitsPerChunk} units, got ${it.units.length}`,
+      );
+    }
+    for (const [j, u] of it.units.entries()) {
+      if (!Number.isInteger(u) || u < 0 || u >= this.manifest.unitCount) {
+        return new InvalidArgumentError(
+          `unit ${j} (${u}) is not a unit id (0..${this.manifest.unitCount - 1})`,
+        );
+      }
+    }
+    return true;
+  }
+}
