@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { SpeechModelError } from './errors.js';
+import { loadSpeechManifest, type UnitsManifest, type VocoderManifest } from './manifest.js';
 
 /** One onnxruntime session per model, one intra-op thread by default (a core per service). */
 export async function createSession(modelPath: string, intraOpThreads = 1): Promise<ort.InferenceSession> {
@@ -35,4 +36,43 @@ export function checkIo(
     if (m.shape.length !== 2)
       throw new SpeechModelError(`${kind} "${name}" must have rank 2, has ${m.shape.length}`, path);
   }
+}
+
+/** Loads a speech model: manifest (and sha256), session, contract IO check; no leak on refusal. */
+export async function openSpeechModel<F extends 'duet.units' | 'duet.vocoder'>(
+  manifestPath: string,
+  format: F,
+  io: { input: [string, ort.Tensor.Type]; output: [string, ort.Tensor.Type] },
+  options: { intraOpThreads?: number; skipSha256?: boolean },
+): Promise<{
+  manifest: F extends 'duet.units' ? UnitsManifest : VocoderManifest;
+  session: ort.InferenceSession;
+}> {
+  const { manifest, modelPath } = await loadSpeechManifest(manifestPath, format, {
+    verifySha256: !options.skipSha256,
+  });
+  const session = await createSession(modelPath, options.intraOpThreads);
+  try {
+    checkIo(session, modelPath, io.input, io.output);
+  } catch (error) {
+    await session.release();
+    throw error;
+  }
+  return { manifest, session };
+}
+
+/**
+ * One batched model run for the items that pass `check`; every other item gets its own error,
+ * so one bad chunk never fails the calls beside it.
+ */
+export async function runPerItem<I, R>(
+  items: readonly I[],
+  check: (item: I) => Error | undefined,
+  run: (ok: readonly I[]) => Promise<R[]>,
+): Promise<(R | Error)[]> {
+  const errors = items.map(check);
+  const ok = items.filter((_, i) => errors[i] === undefined);
+  const outputs = ok.length > 0 ? await run(ok) : [];
+  let b = 0;
+  return items.map((_, i) => errors[i] ?? outputs[b++]!);
 }

@@ -1,8 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import { ClosedError, InvalidArgumentError } from './errors.js';
 import { History } from './history.js';
-import { loadSpeechManifest, type UnitsManifest } from './manifest.js';
-import { checkIo, createSession } from './session.js';
+import type { UnitsManifest } from './manifest.js';
+import { openSpeechModel, runPerItem } from './session.js';
 
 export interface SpeechTokenizerOptions {
   readonly manifestPath: string;
@@ -43,24 +43,21 @@ export class SpeechTokenizer {
   private closed = false;
 
   static async load(options: SpeechTokenizerOptions): Promise<SpeechTokenizer> {
-    const { manifest, modelPath } = await loadSpeechManifest(options.manifestPath, 'duet.units', {
-      verifySha256: !options.skipSha256,
-    });
     const u = options.unitsPerChunk;
     if (!Number.isSafeInteger(u) || u < 1)
       throw new InvalidArgumentError(`unitsPerChunk must be a positive integer, got ${u}`);
+    const { manifest, session } = await openSpeechModel(
+      options.manifestPath,
+      'duet.units',
+      { input: ['audio', 'float32'], output: ['units', 'int64'] },
+      options,
+    );
     const left = options.leftContextSamples ?? manifest.leftContextSamples;
     if (!Number.isSafeInteger(left) || left < 0 || left % manifest.samplesPerUnit !== 0) {
+      await session.release();
       throw new InvalidArgumentError(
         `leftContextSamples (${left}) must be a non-negative multiple of ${manifest.samplesPerUnit}`,
       );
-    }
-    const session = await createSession(modelPath, options.intraOpThreads);
-    try {
-      checkIo(session, modelPath, ['audio', 'float32'], ['units', 'int64']);
-    } catch (error) {
-      await session.release();
-      throw error;
     }
     return new SpeechTokenizer(session, manifest, u, left);
   }
@@ -86,29 +83,27 @@ export class SpeechTokenizer {
   /** Tokenizes one chunk per item; each result is U unit ids, or the error for that item. */
   async tokenize(items: readonly TokenizeItem[]): Promise<(number[] | Error)[]> {
     if (this.closed) throw new ClosedError('the tokenizer is closed');
-    const checks = items.map((it) => this.check(it));
-    const results: (number[] | Error)[] = checks.map((c) => (c instanceof Error ? c : []));
-    const ok = items.filter((_, i) => !(checks[i] instanceof Error));
-    if (ok.length === 0) return results;
-    const width = this.leftContextSamples + this.chunkSamples;
-    const audio = new Float32Array(ok.length * width);
-    for (const [b, it] of ok.entries()) {
-      it.stream.history.copyTo(audio, b * width);
-      audio.set(it.pcm, b * width + this.leftContextSamples);
-    }
-    const out = await this.session.run({ audio: new ort.Tensor('float32', audio, [ok.length, width]) });
-    const units = out.units!.data as BigInt64Array;
-    const perRow = width / this.manifest.samplesPerUnit;
-    let b = 0;
-    for (const [i, it] of items.entries()) {
-      if (checks[i] instanceof Error) continue;
-      const row: number[] = [];
-      for (let j = perRow - this.unitsPerChunk; j < perRow; j++) row.push(Number(units[b * perRow + j]));
-      results[i] = row;
-      it.stream.history.push(it.pcm);
-      b++;
-    }
-    return results;
+    return runPerItem(
+      items,
+      (it) => this.check(it),
+      async (ok) => {
+        const width = this.leftContextSamples + this.chunkSamples;
+        const audio = new Float32Array(ok.length * width);
+        for (const [b, it] of ok.entries()) {
+          it.stream.history.copyTo(audio, b * width);
+          audio.set(it.pcm, b * width + this.leftContextSamples);
+        }
+        const out = await this.session.run({ audio: new ort.Tensor('float32', audio, [ok.length, width]) });
+        const units = out.units!.data as BigInt64Array;
+        const perRow = width / this.manifest.samplesPerUnit;
+        return ok.map((it, b) => {
+          it.stream.history.push(it.pcm);
+          const row: number[] = [];
+          for (let j = perRow - this.unitsPerChunk; j < perRow; j++) row.push(Number(units[b * perRow + j]));
+          return row;
+        });
+      },
+    );
   }
 
   async close(): Promise<void> {
@@ -117,7 +112,7 @@ export class SpeechTokenizer {
     await this.session.release();
   }
 
-  private check(it: TokenizeItem): true | Error {
+  private check(it: TokenizeItem): Error | undefined {
     if (it.stream.closed) return new ClosedError('the stream is closed');
     if (!(it.pcm instanceof Float32Array) || it.pcm.length !== this.chunkSamples) {
       return new InvalidArgumentError(
@@ -128,6 +123,6 @@ export class SpeechTokenizer {
       if (!Number.isFinite(it.pcm[i]!))
         return new InvalidArgumentError(`sample ${i} of the chunk is not finite`);
     }
-    return true;
+    return undefined;
   }
 }

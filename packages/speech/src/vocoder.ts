@@ -2,8 +2,8 @@ import * as ort from 'onnxruntime-node';
 import { crossFade } from './crossFade.js';
 import { ClosedError, InvalidArgumentError } from './errors.js';
 import { History } from './history.js';
-import { loadSpeechManifest, type VocoderManifest } from './manifest.js';
-import { checkIo, createSession } from './session.js';
+import type { VocoderManifest } from './manifest.js';
+import { openSpeechModel, runPerItem } from './session.js';
 
 export interface VocoderOptions {
   readonly manifestPath: string;
@@ -54,28 +54,26 @@ export class Vocoder {
   private closed = false;
 
   static async load(options: VocoderOptions): Promise<Vocoder> {
-    const { manifest, modelPath } = await loadSpeechManifest(options.manifestPath, 'duet.vocoder', {
-      verifySha256: !options.skipSha256,
-    });
     const u = options.unitsPerChunk;
     if (!Number.isSafeInteger(u) || u < 1)
       throw new InvalidArgumentError(`unitsPerChunk must be a positive integer, got ${u}`);
+    const { manifest, session } = await openSpeechModel(
+      options.manifestPath,
+      'duet.vocoder',
+      { input: ['units', 'int64'], output: ['audio', 'float32'] },
+      options,
+    );
     const fade = options.crossFadeSamples ?? Math.round(manifest.sampleRate / 100);
     if (!Number.isSafeInteger(fade) || fade < 0 || fade > u * manifest.samplesPerUnit) {
+      await session.release();
       throw new InvalidArgumentError(`crossFadeSamples (${fade}) must be between 0 and one chunk`);
     }
     const silence = options.silenceUnit ?? 0;
     if (!Number.isSafeInteger(silence) || silence < 0 || silence >= manifest.unitCount) {
+      await session.release();
       throw new InvalidArgumentError(
         `silenceUnit (${silence}) is not a unit id (0..${manifest.unitCount - 1})`,
       );
-    }
-    const session = await createSession(modelPath, options.intraOpThreads);
-    try {
-      checkIo(session, modelPath, ['units', 'int64'], ['audio', 'float32']);
-    } catch (error) {
-      await session.release();
-      throw error;
     }
     return new Vocoder(session, manifest, u, fade, silence);
   }
@@ -108,40 +106,35 @@ export class Vocoder {
   /** Synthesises one chunk per item: `chunkSamples` of audio each, or the error for that item. */
   async vocode(items: readonly VocodeItem[]): Promise<(Float32Array | Error)[]> {
     if (this.closed) throw new ClosedError('the vocoder is closed');
-    const checks = items.map((it) => this.check(it));
-    const results: (Float32Array | Error)[] = checks.map((c) =>
-      c instanceof Error ? c : new Float32Array(0),
+    return runPerItem(
+      items,
+      (it) => this.check(it),
+      async (ok) => {
+        const n = this.leftContextUnits + this.unitsPerChunk;
+        const ids = new BigInt64Array(ok.length * n);
+        const scratch = new Int32Array(n);
+        for (const [b, it] of ok.entries()) {
+          it.stream.history.copyTo(scratch, 0);
+          scratch.set(it.units, this.leftContextUnits);
+          for (let j = 0; j < n; j++) ids[b * n + j] = BigInt(scratch[j]!);
+        }
+        const out = await this.session.run({ units: new ort.Tensor('int64', ids, [ok.length, n]) });
+        const audio = out.audio!.data as Float32Array;
+        const x = this.crossFadeSamples;
+        const row = n * this.manifest.samplesPerUnit;
+        const start = this.leftContextUnits * this.manifest.samplesPerUnit; // this chunk's first sample
+        return ok.map((it, b) => {
+          const base = b * row;
+          const chunk = new Float32Array(this.chunkSamples);
+          // [start - x, start): the previous chunk's provisional tail, now with its right context.
+          crossFade(it.stream.tail, audio.subarray(base + start - x, base + start), chunk.subarray(0, x));
+          chunk.set(audio.subarray(base + start, base + row - x), x);
+          it.stream.tail.set(audio.subarray(base + row - x, base + row));
+          it.stream.history.push(it.units);
+          return chunk;
+        });
+      },
     );
-    const ok = items.filter((_, i) => !(checks[i] instanceof Error));
-    if (ok.length === 0) return results;
-    const n = this.leftContextUnits + this.unitsPerChunk;
-    const ids = new BigInt64Array(ok.length * n);
-    const scratch = new Int32Array(n);
-    for (const [b, it] of ok.entries()) {
-      it.stream.history.copyTo(scratch, 0);
-      scratch.set(it.units, this.leftContextUnits);
-      for (let j = 0; j < n; j++) ids[b * n + j] = BigInt(scratch[j]!);
-    }
-    const out = await this.session.run({ units: new ort.Tensor('int64', ids, [ok.length, n]) });
-    const audio = out.audio!.data as Float32Array;
-    const spu = this.manifest.samplesPerUnit;
-    const x = this.crossFadeSamples;
-    const row = n * spu;
-    const start = this.leftContextUnits * spu; // first sample of this chunk in the row
-    let b = 0;
-    for (const [i, it] of items.entries()) {
-      if (checks[i] instanceof Error) continue;
-      const base = b * row;
-      const chunk = new Float32Array(this.chunkSamples);
-      // [start - x, start): the previous chunk's provisional tail, now with its right context.
-      crossFade(it.stream.tail, audio.subarray(base + start - x, base + start), chunk.subarray(0, x));
-      chunk.set(audio.subarray(base + start, base + row - x), x);
-      it.stream.tail.set(audio.subarray(base + row - x, base + row));
-      it.stream.history.push(it.units);
-      results[i] = chunk;
-      b++;
-    }
-    return results;
   }
 
   async close(): Promise<void> {
@@ -150,7 +143,7 @@ export class Vocoder {
     await this.session.release();
   }
 
-  private check(it: VocodeItem): true | Error {
+  private check(it: VocodeItem): Error | undefined {
     if (it.stream.closed) return new ClosedError('the stream is closed');
     if (it.units.length !== this.unitsPerChunk) {
       return new InvalidArgumentError(
@@ -164,6 +157,6 @@ export class Vocoder {
         );
       }
     }
-    return true;
+    return undefined;
   }
 }
