@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureCached, runExportTool } from '@duet/engine/tiny';
+import { ensureCached, repoRoot, runExportTool } from '@duet/engine/tiny';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpeechModelError } from './errors.js';
 import { SpeechTokenizer } from './speechTokenizer.js';
@@ -174,5 +174,27 @@ describe('speech model files', () => {
     await expect(Vocoder.load({ manifestPath: copy, unitsPerChunk: 4 })).rejects.toThrow(
       /cannot read model file missing.onnx/,
     );
+  });
+});
+
+describe('the default speech-units tokenizer (models/default/units)', () => {
+  it('loads, maps silence to its silence unit and speech-like audio to several units', async () => {
+    const manifestPath = join(repoRoot, 'models/default/units/manifest.json');
+    const tok = await SpeechTokenizer.load({ manifestPath, unitsPerChunk: 4 });
+    const silenceUnit = (JSON.parse(await readFile(manifestPath, 'utf8')) as { silenceUnit: number })
+      .silenceUnit;
+    const s = tok.openStream();
+    const [silent] = await tok.tokenize([{ stream: s, pcm: new Float32Array(2560) }]);
+    expect(silent).toEqual([silenceUnit, silenceUnit, silenceUnit, silenceUnit]);
+    const seen = new Set<number>();
+    for (let k = 0; k < 20; k++) {
+      const pcm = Float32Array.from(
+        { length: 2560 },
+        (_, i) => 0.3 * Math.sin((2 * Math.PI * (150 + 60 * k) * i) / 16000),
+      );
+      for (const u of (await tok.tokenize([{ stream: s, pcm }]))[0] as number[]) seen.add(u);
+    }
+    expect(seen.size).toBeGreaterThan(3);
+    await tok.close();
   });
 });

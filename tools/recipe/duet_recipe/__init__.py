@@ -1,0 +1,8 @@
+"""duet-recipe: the project's own recipe for its small default speech models (issue 3, item 4).
+
+Stage 1: `speech` (espeak-ng corpus with noise and G.711 augmentation), `tokenizer`
+(log-mel + k-means -> duet.units/1 ONNX), `default-tokenizer` (both, with the defaults).
+"""
+
+__version__ = "0.1.0"
+RECIPE = f"duet-recipe {__version__}"
