@@ -198,3 +198,35 @@ describe('the default speech-units tokenizer (models/default/units)', () => {
     await tok.close();
   });
 });
+
+describe('the default vocoder (models/default/vocoder)', () => {
+  it('keeps silence silent: silence units give no hiss and no clicks at chunk edges', async () => {
+    const silenceUnit = (
+      JSON.parse(await readFile(join(repoRoot, 'models/default/units/manifest.json'), 'utf8')) as {
+        silenceUnit: number;
+      }
+    ).silenceUnit;
+    const voc = await Vocoder.load({
+      manifestPath: join(repoRoot, 'models/default/vocoder/manifest.json'),
+      unitsPerChunk: 4,
+      silenceUnit,
+    });
+    const s = voc.openStream();
+    let peak = 0;
+    let energy = 0;
+    let n = 0;
+    for (let k = 0; k < 12; k++) {
+      const [chunk] = await voc.vocode([
+        { stream: s, units: [silenceUnit, silenceUnit, silenceUnit, silenceUnit] },
+      ]);
+      for (const x of chunk as Float32Array) {
+        peak = Math.max(peak, Math.abs(x));
+        energy += x * x;
+        n++;
+      }
+    }
+    expect(peak).toBeLessThan(0.01); // below -40 dBFS everywhere, edges included
+    expect(Math.sqrt(energy / n)).toBeLessThan(0.01);
+    await voc.close();
+  });
+});

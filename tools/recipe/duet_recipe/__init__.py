@@ -1,7 +1,8 @@
 """duet-recipe: the project's own recipe for its small default speech models (issue 3, item 4).
 
-Stage 1: `speech` (espeak-ng corpus with noise and G.711 augmentation), `tokenizer`
-(log-mel + k-means -> duet.units/1 ONNX), `default-tokenizer` (both, with the defaults).
+`speech` (espeak-ng corpus with noise and G.711 augmentation), `tokenizer`
+(log-mel + k-means -> duet.units/1 ONNX), `default-tokenizer` (both, with the defaults),
+`vocoder` (small unit HiFi-GAN trained on CPU -> duet.vocoder/1 via duet-export), `default-vocoder`.
 """
 
 __version__ = "0.1.0"

@@ -50,13 +50,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("vocoder", help="train a small unit HiFi-GAN generator on a corpus tokenised by a tokenizer")
+    p.add_argument("--corpus", required=True, type=Path, help="a `speech` corpus directory")
+    p.add_argument("--tokenizer", required=True, type=Path, help="a duet.units/1 directory (model.onnx, manifest.json)")
+    p.add_argument("--out", required=True, type=Path, help="training directory (g_NNNNNNNN, config.json, state.pt; resumable)")
+    _vocoder_args(p)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (also)")
+    p.add_argument("--batch", type=int, default=8, help="1 s segments per step")
+
+    p = sub.add_parser("default-vocoder", help="vocoder with the defaults + export + held-out figures (the committed default model)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "models/default/vocoder")
+    p.add_argument("--corpus", type=Path, default=REPO_ROOT / ".cache/recipe/speech")
+    p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")
+    p.add_argument("--work", type=Path, default=REPO_ROOT / ".cache/recipe/vocoder",
+                   help="training directory (checkpoints; a rerun resumes)")
+    _vocoder_args(p)
     return parser
+
+
+def _vocoder_args(p) -> None:
+    p.add_argument("--max-minutes", type=float, default=15.0, help="training wall-clock budget (across resumes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", type=int, default=64, help="upsample_initial_channel")
+    p.add_argument("--resblock", choices=("1", "2"), default="2")
+    p.add_argument("--quiet", action="store_true")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .speech import SpeechError
     from .tokenizer import TokenizerError
+    from .vocoder import VocoderRecipeError
 
     progress = not args.quiet
     t0 = time.time()
@@ -72,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
             m = train_tokenizer(args.corpus, args.out, units=args.units, seed=args.seed, mels=args.mels,
                                 kmeans_steps=args.kmeans_steps, kmeans_batch=args.kmeans_batch, progress=progress)
             result = _tokenizer_summary(args.out, m)
+        elif args.command == "vocoder":
+            from .vocoder import train_vocoder
+
+            result = train_vocoder(args.corpus, args.tokenizer, args.out, max_minutes=args.max_minutes, seed=args.seed,
+                                   channels=args.channels, resblock=args.resblock, batch=args.batch,
+                                   max_steps=args.max_steps, progress=progress)
+        elif args.command == "default-vocoder":
+            from .vocoder import default_vocoder
+
+            m = default_vocoder(args.corpus, args.tokenizer, args.out, args.work, max_minutes=args.max_minutes,
+                                seed=args.seed, channels=args.channels, resblock=args.resblock, progress=progress)
+            result = {"model": str(Path(args.out) / m["model"]), "sha256": m["sha256"],
+                      "leftContextUnits": m["leftContextUnits"], "steps": m["recipe"]["steps"],
+                      "trainMinutes": m["recipe"]["trainMinutes"], "heldout": m["recipe"]["heldout"]}
         else:
             from .speech import make_corpus
             from .tokenizer import train_tokenizer
@@ -83,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[2/2] tokenizer -> {args.out}", file=sys.stderr, flush=True)
             m = train_tokenizer(args.corpus, args.out, units=args.units, seed=args.seed, progress=progress)
             result = {"corpus": corpus, "speechSeconds": round(t1 - t0, 1), **_tokenizer_summary(args.out, m)}
-    except (SpeechError, TokenizerError, FileNotFoundError) as e:
+    except (SpeechError, TokenizerError, VocoderRecipeError, FileNotFoundError) as e:
         print(f"duet-recipe: {e}", file=sys.stderr)
         return 2
     result["seconds"] = round(time.time() - t0, 1)

@@ -1,8 +1,10 @@
 /**
  * Mel-cepstral distortion between two 16 kHz signals of equal length, frame by frame:
- * 25 ms Hann windows every 10 ms, 40 mel bands (HTK), DCT-II, cepstra 1..13 (c0, the level,
- * is left out), MCD = 10 / ln 10 * sqrt(2 * sum (c - c')^2), averaged over frames. No time
- * warping: the vocoded audio is aligned to the original by construction (same units).
+ * 25 ms Hann windows every 10 ms, 40 mel bands (HTK), log amplitude, DCT-II, cepstra 1..13 (c0, the level,
+ * is left out), MCD = 10 / ln 10 * sqrt(2 * sum (c - c')^2), averaged over the frames where
+ * the reference `a` is not silent (within 40 dB of its loudest frame; silence has no spectrum
+ * worth comparing). No time warping: the vocoded audio is aligned to the original by
+ * construction (same units).
  */
 const RATE = 16000;
 const WIN = 400;
@@ -30,6 +32,12 @@ const filters = Array.from({ length: MELS }, (_, m) =>
   }),
 );
 
+function frameEnergy(signal: Float32Array, start: number): number {
+  let e = 0;
+  for (let n = 0; n < WIN; n++) e += ((signal[start + n] ?? 0) * hann[n]!) ** 2;
+  return e;
+}
+
 function cepstra(signal: Float32Array, start: number): Float64Array {
   const power = new Float64Array(BINS);
   for (let k = 0; k < BINS; k++) {
@@ -45,7 +53,7 @@ function cepstra(signal: Float32Array, start: number): Float64Array {
   const logMel = filters.map((f) => {
     let e = 0;
     for (let k = 0; k < BINS; k++) e += f[k]! * power[k]!;
-    return Math.log(e + 1e-10);
+    return Math.log(Math.sqrt(e) + 1e-5); // log mel amplitude, as mel-cepstra are defined
   });
   const c = new Float64Array(CEPS);
   for (let q = 1; q <= CEPS; q++) {
@@ -58,9 +66,12 @@ function cepstra(signal: Float32Array, start: number): Float64Array {
 
 export function melCepstralDistortion(a: Float32Array, b: Float32Array): number {
   const n = Math.min(a.length, b.length);
+  let loudest = 0;
+  for (let start = 0; start + WIN <= n; start += HOP) loudest = Math.max(loudest, frameEnergy(a, start));
   let sum = 0;
   let frames = 0;
   for (let start = 0; start + WIN <= n; start += HOP) {
+    if (frameEnergy(a, start) < loudest * 1e-4) continue;
     const ca = cepstra(a, start);
     const cb = cepstra(b, start);
     let d = 0;
