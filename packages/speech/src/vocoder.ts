@@ -11,6 +11,8 @@ export interface VocoderOptions {
   readonly unitsPerChunk: number;
   /** Samples over which consecutive chunks are cross-faded (default 10 ms); also the output delay. */
   readonly crossFadeSamples?: number;
+  /** Remove the model's DC offset with a ~13 Hz high-pass per stream (default true). */
+  readonly dcBlock?: boolean;
   /** Unit that fills the left context at the start of a call (default 0). */
   readonly silenceUnit?: number;
   readonly intraOpThreads?: number;
@@ -20,6 +22,9 @@ export interface VocoderOptions {
 /** One call's unit history and the provisional tail of its last chunk. */
 export class VocoderStream {
   closed = false;
+  /** State of the stream's DC blocker (last input and output sample). */
+  dcIn = 0;
+  dcOut = 0;
   constructor(
     readonly history: History<Int32Array>,
     readonly tail: Float32Array,
@@ -50,6 +55,7 @@ export class Vocoder {
   readonly leftContextUnits: number;
   readonly crossFadeSamples: number;
   private readonly silenceUnit: number;
+  private readonly dcBlock: boolean;
   private readonly session: ort.InferenceSession;
   private closed = false;
 
@@ -75,7 +81,7 @@ export class Vocoder {
         `silenceUnit (${silence}) is not a unit id (0..${manifest.unitCount - 1})`,
       );
     }
-    return new Vocoder(session, manifest, u, fade, silence);
+    return new Vocoder(session, manifest, u, fade, silence, options.dcBlock ?? true);
   }
 
   private constructor(
@@ -84,7 +90,9 @@ export class Vocoder {
     unitsPerChunk: number,
     fade: number,
     silenceUnit: number,
+    dcBlock: boolean,
   ) {
+    this.dcBlock = dcBlock;
     this.session = session;
     this.manifest = manifest;
     this.unitsPerChunk = unitsPerChunk;
@@ -131,6 +139,7 @@ export class Vocoder {
           chunk.set(audio.subarray(base + start, base + row - x), x);
           it.stream.tail.set(audio.subarray(base + row - x, base + row));
           it.stream.history.push(it.units);
+          if (this.dcBlock) removeDc(it.stream, chunk);
           return chunk;
         });
       },
@@ -159,4 +168,25 @@ export class Vocoder {
     }
     return undefined;
   }
+}
+
+/** Pole of the DC blocker: a ~13 Hz high-pass at 16 kHz, far below speech. */
+const DC_POLE = 0.995;
+
+/**
+ * One-pole DC blocker, `y[n] = x[n] - x[n-1] + R y[n-1]`, run per stream across chunks: small
+ * vocoders leave a constant offset, which is not silence (and clicks when a call starts or ends).
+ */
+function removeDc(stream: VocoderStream, samples: Float32Array): void {
+  let x1 = stream.dcIn;
+  let y1 = stream.dcOut;
+  for (let i = 0; i < samples.length; i++) {
+    const x = samples[i]!;
+    const y = x - x1 + DC_POLE * y1;
+    samples[i] = y;
+    x1 = x;
+    y1 = y;
+  }
+  stream.dcIn = x1;
+  stream.dcOut = y1;
 }
