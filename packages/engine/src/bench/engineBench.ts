@@ -7,12 +7,10 @@
  * 160 ms chunks, context filled to 1024 tokens; per tick a ~10-token prefill (the real user
  * chunk replaces the prediction, so every tick rolls back) and ~10 decode steps.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chunkGeometry, createRng } from '@duet/sync';
 import { SyncEngine } from '../engine.js';
 import { OnnxSyncModel } from '../onnxSyncModel.js';
-import { BENCH_MODEL, ensureTinyModel, runExportTool } from '../tiny/exportTool.js';
+import { BENCH_MODEL, ensureTinyModel, pinToOneCore, runExportTool } from '../tiny/exportTool.js';
 
 const BUDGET_MS = Number(process.env.BENCH_BUDGET_MS ?? 100);
 const CONTEXT = 1024;
@@ -22,18 +20,8 @@ const MAX_CALLS = Number(process.env.BENCH_MAX_CALLS ?? 64);
 
 const log = (msg: string) => process.stderr.write(`[bench:engine] ${msg}\n`);
 
-// One core: re-run pinned to CPU 0 (onnxruntime runs on the JS thread with 1 intra-op thread).
-if (!process.env.DUET_BENCH_PINNED && existsSync('/usr/bin/taskset')) {
-  const r = spawnSync(
-    '/usr/bin/taskset',
-    ['-c', '0', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    {
-      stdio: 'inherit',
-      env: { ...process.env, DUET_BENCH_PINNED: '1' },
-    },
-  );
-  process.exit(r.status ?? 1);
-}
+// One core (onnxruntime runs on the JS thread with 1 intra-op thread).
+pinToOneCore();
 
 interface Trial {
   calls: number;

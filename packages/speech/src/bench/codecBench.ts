@@ -10,12 +10,12 @@
  *       when chunks arrive at staggered phases (batches of that size back to back in a chunk).
  * It prints a table and, last, one JSON line. Resynthesised WAVs go to .cache/bench-codec/.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeWav, encodeWav } from '@duet/audio';
-import { repoRoot } from '@duet/engine/tiny';
+import { pinToOneCore, repoRoot } from '@duet/engine/tiny';
 import * as ort from 'onnxruntime-node';
 import { SpeechTokenizer } from '../speechTokenizer.js';
 import { Vocoder } from '../vocoder.js';
@@ -28,17 +28,8 @@ const WARMUP_ROUNDS = 10;
 const OUT = join(repoRoot, '.cache/bench-codec');
 const log = (msg: string) => process.stderr.write(`[bench:codec] ${msg}\n`);
 
-if (!process.env.DUET_BENCH_PINNED && existsSync('/usr/bin/taskset')) {
-  const r = spawnSync(
-    '/usr/bin/taskset',
-    ['-c', '0', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    {
-      stdio: 'inherit',
-      env: { ...process.env, DUET_BENCH_PINNED: '1' },
-    },
-  );
-  process.exit(r.status ?? 1);
-}
+// One core (onnxruntime runs on the JS thread with 1 intra-op thread).
+pinToOneCore();
 
 async function heldOutSpeech(): Promise<Float32Array[]> {
   const dir = join(OUT, 'speech-48');
