@@ -113,6 +113,8 @@ export class CallTimeline {
   private droppedLastAgentToken: number | undefined;
 
   private phase: Phase = 'idle';
+  /** filter() of the current state; sampling and accept()'s validation share it. */
+  private filterCache: TokenFilter | undefined;
   /** Chunk index of the tick in progress or last finished; firstChunk - 1 before the first tick. */
   private current: number;
 
@@ -236,11 +238,17 @@ export class CallTimeline {
       this.early.delete(n);
     }
     this.phase = 'user-open';
+    this.filterCache = undefined;
     return { chunkIndex: n, dirtyFrom, replacedChunks, confirmedChunks, lostChunks };
   }
 
   /** Which tokens the model may produce next. */
   filter(): TokenFilter {
+    this.filterCache ??= this.computeFilter();
+    return this.filterCache;
+  }
+
+  private computeFilter(): TokenFilter {
     const v = this.vocabulary;
     const units: readonly [number, number] = [v.unitBase, v.unitBase + v.unitCount];
     const s0: readonly [number, number] = [v.s0, v.s0 + 1];
@@ -274,6 +282,7 @@ export class CallTimeline {
     if (!this.isAllowed(token)) {
       throw new InvalidArgumentError(`token ${token} is not allowed in phase ${this.phase}`);
     }
+    this.filterCache = undefined; // every branch below changes what may come next
     switch (this.phase) {
       case 'user-open':
         chunk.userSource = 'predicted';
@@ -325,6 +334,7 @@ export class CallTimeline {
     if (this.phase !== 'done')
       throw new InvalidStateError(`endTick() before the agent chunk closed (phase ${this.phase})`);
     this.phase = 'idle';
+    this.filterCache = undefined;
     const n = this.current;
     const chunk = this.chunk(n)!;
     chunk.predicted = chunk.user.slice();
@@ -346,6 +356,7 @@ export class CallTimeline {
   /** Ends the call; further use throws. Idempotent. */
   close(): void {
     this.phase = 'closed';
+    this.filterCache = undefined;
     this.early.clear();
   }
 
