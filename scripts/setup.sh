@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # System packages the tools and tests use. util-linux gives taskset (benchmarks pin one core);
-# espeak-ng and sox synthesise and resample the speech corpus of tools/recipe.
-apt_packages=(util-linux espeak-ng sox)
+# espeak-ng and sox synthesise and resample the speech corpus of tools/recipe; nats-server is
+# the data plane of the services (tests and `pnpm start` run a local one).
+apt_packages=(util-linux espeak-ng sox nats-server)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

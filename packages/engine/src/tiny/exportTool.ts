@@ -99,6 +99,27 @@ export const BENCH_MODEL: TinyLlamaSpec = {
   seed: 7,
 };
 
+/**
+ * An untrained (random-weight) dialogue model in the default units' vocabulary (128 units +
+ * [S0]/[S1]): what the services run until a trained default dialogue model is committed. It
+ * exercises the whole loop at a realistic small size; what it says is noise.
+ */
+export const UNTRAINED_DIALOGUE_MODEL: TinyLlamaSpec = {
+  layers: 2,
+  hidden: 128,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 32,
+  intermediate: 344,
+  vocab: 130,
+  maxContext: 2048,
+  unitBase: 0,
+  unitCount: 128,
+  s0: 128,
+  s1: 129,
+  seed: 11,
+};
+
 export interface TinyModel {
   /** Hugging Face checkpoint directory (the reference's weights). */
   readonly checkpoint: string;
