@@ -1,5 +1,12 @@
 // What every Duet service shares: the service shell and its parts.
 
+export {
+  CallSetupError,
+  type DuetCall,
+  DuetControl,
+  type DuetControlAddresses,
+  type OpenDuetCallOptions,
+} from './callSetup.js';
 export { ConfigError, commonConfig, env, loadConfig } from './config.js';
 export { type GrpcServer, GrpcStatus, grpcError, startGrpcServer } from './grpcServer.js';
 export { type DuetJetStream, ensureJetStream, type KV } from './jetstream.js';

@@ -26,10 +26,15 @@ export async function startServiceProcess(options: {
   entry: string;
   env: Record<string, string>;
   timeoutMs?: number;
-  /** Echo the service's log lines to stderr (debugging). */
+  /** Echo the service's log lines to stderr (debugging; or DUET_ECHO_SERVICE_LOGS=1). */
   echo?: boolean;
+  /** Called with every structured log line. */
+  onLog?: (entry: Record<string, unknown>) => void;
+  /** Extra node arguments (e.g. --cpu-prof). */
+  nodeArgs?: readonly string[];
 }): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [options.entry], {
+  const echo = options.echo ?? process.env.DUET_ECHO_SERVICE_LOGS === '1';
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry], {
     env: {
       ...process.env,
       DUET_HTTP_PORT: '0',
@@ -43,7 +48,7 @@ export async function startServiceProcess(options: {
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8000);
-    if (options.echo) process.stderr.write(d);
+    if (echo) process.stderr.write(d);
   });
   const ready = new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
     const timer = setTimeout(
@@ -52,7 +57,7 @@ export async function startServiceProcess(options: {
       options.timeoutMs ?? 30_000,
     );
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (options.echo) process.stderr.write(`[${options.name}] ${line}\n`);
+      if (echo) process.stderr.write(`[${options.name}] ${line}\n`);
       let entry: Record<string, unknown>;
       try {
         entry = JSON.parse(line) as Record<string, unknown>;
@@ -60,6 +65,7 @@ export async function startServiceProcess(options: {
         return;
       }
       logs.push(entry);
+      options.onLog?.(entry);
       if (logs.length > 5_000) logs.splice(0, 1_000);
       if (entry.msg === 'ready') {
         clearTimeout(timer);
