@@ -184,6 +184,22 @@ describe('SyncEngine', () => {
     await engine.close();
   });
 
+  it('a resumed call expands its first chunk as a continuation of lastAgentUnit', async () => {
+    const engine = await engineWith(2);
+    engine.openCall({ callId: 'same', seed: 1 });
+    const other = await engineWith(1);
+    other.openCall({ callId: 'same', seed: 1, lastAgentUnit: 17 });
+    const plain = (await drive(engine, 1))[0]?.calls[0]?.agentChunk;
+    const resumed = (await drive(other, 1))[0]?.calls[0]?.agentChunk;
+    if (!plain || !resumed) throw new Error('no agent chunk');
+    // Same history and seed: same units; only the expansion of an empty chunk differs.
+    expect(resumed.units).toEqual(plain.units);
+    if (plain.units.length > 0) expect(resumed.expanded).toEqual(plain.expanded);
+    else expect(resumed.expanded).toEqual(new Array(geometry.unitsPerChunk).fill(17));
+    await engine.close();
+    await other.close();
+  });
+
   it('step() must not overlap the previous step', async () => {
     const engine = await engineWith(1);
     engine.openCall({ callId: 'a' });

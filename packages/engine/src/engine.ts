@@ -41,8 +41,13 @@ export interface OpenCallOptions {
   /** Seed of the call's sampler (default: derived from callId), for reproducible runs. */
   readonly seed?: number;
   readonly sampling?: SamplingOptions;
-  /** Tokens before the first chunk, e.g. BOS or a text prompt. */
+  /** Tokens before the first chunk, e.g. BOS or a text prompt (or a resumed call's history). */
   readonly prefix?: readonly number[];
+  /**
+   * The agent's last unit before this call's first chunk (a call resumed from another worker):
+   * its first chunks are expanded for the vocoder as a continuation of that unit.
+   */
+  readonly lastAgentUnit?: number;
 }
 
 export interface CallTickReport {
@@ -186,7 +191,7 @@ export class SyncEngine {
       timeline,
       sampling,
       rng: createRng(options.seed ?? seedOf(options.callId)),
-      lastAgentUnit: undefined,
+      lastAgentUnit: options.lastAgentUnit,
       closing: false,
       feed: [],
       position: 0,

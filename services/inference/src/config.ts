@@ -1,0 +1,32 @@
+import { env } from '@duet/runtime';
+import { z } from 'zod';
+
+/** DUET_INFERENCE_* variables (common ones come from the runtime). */
+export const inferenceConfig = {
+  /** Path of the dialogue model's duet.synclm manifest.json. */
+  DUET_INFERENCE_MODEL: z.string().min(1),
+  /** Calls this worker serves at once (preallocated KV slots). */
+  DUET_INFERENCE_SLOTS: env.int(16, 1, 4096),
+  /** KV cache entries per slot (sinks + window + reserve). */
+  DUET_INFERENCE_CONTEXT_TOKENS: env.int(1024, 64, 1 << 20),
+  /** Chunk length; ticks with another chunk_ms are refused. */
+  DUET_INFERENCE_CHUNK_MS: env
+    .int(160, 40, 1000)
+    .refine((v) => v % 40 === 0, 'must be a multiple of 40 (e.g. 160, 200, 240)'),
+  /** Ticks a real user chunk may lag and still replace its prediction. */
+  DUET_INFERENCE_MAX_LATE_CHUNKS: env.int(2, 0, 16),
+  /** Wait after T(n) for user chunks before stepping. */
+  DUET_INFERENCE_PHASE_MS: env.int(30, 0, 1000),
+  /** Agent chunk j is a deadline miss if published after T(f+j) minus this lead. */
+  DUET_INFERENCE_VOCODER_LEAD_MS: env.int(30, 0, 1000),
+  DUET_INFERENCE_TEMPERATURE: env.number(0.8, 0, 10),
+  DUET_INFERENCE_TOP_P: env.number(0.95, 0, 1),
+  /** Chunks of each call's history kept in duet_history for resume. */
+  DUET_INFERENCE_HISTORY_CHUNKS: env.int(32, 1, 1024),
+  /** A peer silent for this many ticks (or leaving) is dead: its calls are claimed. */
+  DUET_INFERENCE_PEER_TIMEOUT_TICKS: env.int(2, 1, 1000),
+  /** Missed clock seqs up to this many are caught up with extra steps; longer gaps re-base. */
+  DUET_INFERENCE_MAX_CATCH_UP_STEPS: env.int(2, 0, 16),
+} as const;
+
+export type InferenceSettings = z.infer<z.ZodObject<typeof inferenceConfig>>;
