@@ -105,7 +105,8 @@ export async function runService<S extends z.ZodRawShape>(
     },
   });
   grpc.setServing(true);
-  log.info({ grpcPort: grpc.port, httpPort: ops.port }, 'ready');
+  // Always printed, whatever the level: supervisors (pnpm start, tests) wait for this line.
+  log.child({}, { level: 'info' }).info({ grpcPort: grpc.port, httpPort: ops.port }, 'ready');
 
   let stopping = false;
   const stop = async (signal: string) => {

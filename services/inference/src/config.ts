@@ -25,6 +25,11 @@ export const inferenceConfig = {
   DUET_INFERENCE_HISTORY_CHUNKS: env.int(32, 1, 1024),
   /** A peer silent for this many ticks (or leaving) is dead: its calls are claimed. */
   DUET_INFERENCE_PEER_TIMEOUT_TICKS: env.int(2, 1, 1000),
+  /**
+   * A new call's chunk 0 starts this many ticks after placement, so the edge has opened the
+   * tokenizer and vocoder before the agent's first chunk is published (0: the next tick).
+   */
+  DUET_INFERENCE_START_DELAY_TICKS: env.int(2, 0, 50),
   /** Missed clock seqs up to this many are caught up with extra steps; longer gaps re-base. */
   DUET_INFERENCE_MAX_CATCH_UP_STEPS: env.int(2, 0, 16),
 } as const;

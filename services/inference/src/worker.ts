@@ -79,6 +79,8 @@ export class InferenceWorker {
   private claimScan: Promise<void> | undefined;
   /** Resumed calls loaded and waiting to be opened right before the next step. */
   private readonly readyResumes: (() => void)[] = [];
+  /** Placed calls whose chunk 0 is still ahead (they hold a reserved slot until they start). */
+  private readonly pendingStarts = new Map<string, { seed: number; firstTick: number; openedAtMs: number }>();
   private lastClaimScanMs = 0;
   private selfReclaimDone = false;
   private readonly subs: Subscription[] = [];
@@ -215,7 +217,7 @@ export class InferenceWorker {
       this.metrics.placements.inc({ result: 'declined_full' });
       return { accepted: false, reason: 'no clock', detail: 'no tick received yet' };
     }
-    if (this.calls.has(callId)) {
+    if (this.calls.has(callId) || this.pendingStarts.has(callId)) {
       this.metrics.placements.inc({ result: 'duplicate' });
       return { accepted: false, reason: 'duplicate', detail: `already placed on ${this.workerId}` };
     }
@@ -226,7 +228,8 @@ export class InferenceWorker {
     this.reserved++;
     const key = callRecordKey(callId, 'inference');
     const openedAtMs = Date.now();
-    let firstTick = this.nextStepSeq();
+    const startDelay = this.ctx.config.DUET_INFERENCE_START_DELAY_TICKS;
+    let firstTick = this.nextStepSeq() + startDelay;
     const record: InferenceCallRecord = {
       callId,
       workerId: this.workerId,
@@ -242,6 +245,14 @@ export class InferenceWorker {
       this.reserved--;
       this.metrics.placements.inc({ result: 'duplicate' });
       return { accepted: false, reason: 'duplicate', detail: 'the call is already placed' };
+    }
+    if (startDelay > 0) {
+      // Chunk 0 lies ahead, so the edge can open the tokenizer and vocoder before the agent's
+      // first chunk is published; the call keeps its reserved slot until then.
+      this.pendingStarts.set(callId, { seed, firstTick, openedAtMs });
+      this.metrics.placements.inc({ result: 'accepted' });
+      this.publishEvent(callId, CallEventKind.CALL_EVENT_KIND_OPENED, '');
+      return { accepted: true, firstTick };
     }
     this.reserved--;
     // A step may have begun while the record was written: the call starts at the step after it.
@@ -262,6 +273,28 @@ export class InferenceWorker {
     this.metrics.placements.inc({ result: 'accepted' });
     this.publishEvent(callId, CallEventKind.CALL_EVENT_KIND_OPENED, '');
     return { accepted: true, firstTick };
+  }
+
+  /** Opens the placed calls whose chunk 0 is the step for `seq` (or already passed). */
+  private startPending(seq: number): void {
+    for (const [callId, p] of this.pendingStarts) {
+      if (p.firstTick > seq) continue;
+      this.pendingStarts.delete(callId);
+      this.reserved--;
+      try {
+        this.openInEngine({
+          callId,
+          seed: p.seed,
+          firstTick: p.firstTick,
+          resumes: 0,
+          openedAtMs: p.openedAtMs,
+          resumeChunk: seq - p.firstTick,
+        });
+      } catch (error) {
+        this.warn('start', { err: error, callId }, 'cannot start a placed call');
+        void this.endCall(callId, `inference could not start the call: ${(error as Error).message}`, true);
+      }
+    }
   }
 
   /** The clock seq of the engine's next step. */
@@ -431,7 +464,10 @@ export class InferenceWorker {
       }
       await this.awaitClaims(tMs);
       for (const open of this.readyResumes.splice(0)) open();
-      for (const s of plan.seqs) await this.stepOnce(s, tMs - (seq - s) * this.chunkMs);
+      for (const s of plan.seqs) {
+        this.startPending(s);
+        await this.stepOnce(s, tMs - (seq - s) * this.chunkMs);
+      }
     } catch (error) {
       this.warn('step', { err: error }, 'step failed');
     } finally {
@@ -620,6 +656,10 @@ export class InferenceWorker {
       this.bad('call_event');
       return;
     }
+    if (event.kind === CallEventKind.CALL_EVENT_KIND_CLOSED && this.pendingStarts.has(event.callId)) {
+      this.dropLocal(event.callId);
+      return;
+    }
     const call = this.calls.get(event.callId);
     if (!call) return;
     if (event.kind === CallEventKind.CALL_EVENT_KIND_CLOSED) {
@@ -636,6 +676,10 @@ export class InferenceWorker {
 
   /** Forgets a call here (engine slot, subscription); no KV or events. */
   dropLocal(callId: string): boolean {
+    if (this.pendingStarts.delete(callId)) {
+      this.reserved--;
+      return true;
+    }
     const call = this.calls.get(callId);
     if (!call) return false;
     this.calls.delete(callId);
@@ -703,7 +747,7 @@ export class InferenceWorker {
     const remaining = new Set<string>();
     const claims: Promise<void>[] = [];
     for (const [callId, { record, revision }] of this.records) {
-      if (!dead.has(record.workerId) || this.calls.has(callId)) continue;
+      if (!dead.has(record.workerId) || this.calls.has(callId) || this.pendingStarts.has(callId)) continue;
       if (this.freeSlots <= 0 || this.draining) {
         remaining.add(record.workerId);
         continue;
@@ -813,6 +857,13 @@ export class InferenceWorker {
     }
     for (const b of buffered.splice(0)) {
       if (!real.has(Number(b.chunkIndex))) real.set(Number(b.chunkIndex), b.units);
+    }
+    if (this.nextStepSeq() < firstTick) {
+      // The dead worker placed the call but its chunk 0 is still ahead: start it here then.
+      sub.unsubscribe();
+      this.reserved++;
+      this.pendingStarts.set(callId, { seed: record.seed, firstTick, openedAtMs: Number(record.openedAtMs) });
+      return;
     }
     {
       const resumeChunk = this.nextStepSeq() - firstTick;
