@@ -7,6 +7,7 @@ export {
   RtpPacketError,
   WavFormatError,
 } from './errors.js';
+export { createFrameCodec, FRAME_MS, type FrameCodec, type FrameCodecName } from './frameCodec.js';
 export { alawDecode, alawEncode, mulawDecode, mulawEncode } from './g711.js';
 export {
   JitterBuffer,

@@ -1,0 +1,132 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureTinyModel, repoRoot, UNTRAINED_DIALOGUE_MODEL } from '@duet/engine/tiny';
+import type { DuetControlAddresses } from '@duet/runtime';
+import {
+  type NatsServerHandle,
+  type ServiceProcess,
+  startNatsServer,
+  startServiceProcess,
+} from '@duet/runtime/testing';
+
+export const SERVICE_NAMES = ['clock', 'tokenizer', 'inference', 'vocoder'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface LaunchOptions {
+  /** Use this NATS (comma-separated URLs); default: start a local nats-server. */
+  readonly natsUrl?: string;
+  /** Port of the local nats-server (default: a free one). */
+  readonly natsPort?: number;
+  /** JetStream store of the local nats-server (default: temporary). */
+  readonly natsStoreDir?: string;
+  /** gRPC and HTTP ports per service (default 0: any free port). */
+  readonly grpcPorts?: Partial<Record<ServiceName, number>>;
+  readonly httpPorts?: Partial<Record<ServiceName, number>>;
+  /** duet.synclm manifest for inference; default: the untrained dialogue model (built once). */
+  readonly dialogueModel?: string;
+  /** Extra environment per service (and for all under '*'). */
+  readonly env?: Partial<Record<ServiceName | '*', Record<string, string>>>;
+  /** Replicas per service (default 1 each). */
+  readonly replicas?: Partial<Record<ServiceName, number>>;
+  readonly onLog?: (service: string, entry: Record<string, unknown>) => void;
+}
+
+export interface RunningSystem {
+  readonly natsUrl: string;
+  readonly nats: NatsServerHandle | undefined;
+  /** Every service replica, e.g. processes.inference[0]. */
+  readonly processes: Record<ServiceName, ServiceProcess[]>;
+  /** Control addresses of the first replica of each call service. */
+  readonly addresses: DuetControlAddresses;
+  /** Starts one more replica (or restarts one with the same instance id). */
+  startReplica(
+    service: ServiceName,
+    instanceId: string,
+    env?: Record<string, string>,
+  ): Promise<ServiceProcess>;
+  /** SIGTERM to every service (graceful drain), then stops the local nats-server. */
+  stop(): Promise<void>;
+}
+
+export function serviceEntry(service: ServiceName): string {
+  const entry = join(repoRoot, 'services', service, 'dist/main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run pnpm build`);
+  return entry;
+}
+
+/**
+ * Brings the whole call loop up on this machine: a nats-server (unless one is given), then the
+ * clock, tokenizer, inference and vocoder as separate processes with the default models.
+ */
+export async function launchSystem(options: LaunchOptions = {}): Promise<RunningSystem> {
+  const nats = options.natsUrl
+    ? undefined
+    : await startNatsServer({
+        prefer: 'binary',
+        ...(options.natsPort !== undefined ? { port: options.natsPort } : {}),
+        ...(options.natsStoreDir !== undefined ? { storeDir: options.natsStoreDir } : {}),
+      });
+  const natsUrl = options.natsUrl ?? nats!.url;
+  const dialogueModel =
+    options.dialogueModel ?? (await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true })).manifestPath;
+  const processes = Object.fromEntries(SERVICE_NAMES.map((s) => [s, [] as ServiceProcess[]])) as Record<
+    ServiceName,
+    ServiceProcess[]
+  >;
+  const startReplica = async (
+    service: ServiceName,
+    instanceId: string,
+    extra: Record<string, string> = {},
+  ) => {
+    const first = processes[service].length === 0;
+    const proc = await startServiceProcess({
+      name: instanceId,
+      entry: serviceEntry(service),
+      timeoutMs: 120_000,
+      env: {
+        DUET_NATS_URL: natsUrl,
+        DUET_INSTANCE_ID: instanceId,
+        DUET_GRPC_PORT: String(first ? (options.grpcPorts?.[service] ?? 0) : 0),
+        DUET_HTTP_PORT: String(first ? (options.httpPorts?.[service] ?? 0) : 0),
+        ...(service === 'inference' ? { DUET_INFERENCE_MODEL: dialogueModel } : {}),
+        ...options.env?.['*'],
+        ...options.env?.[service],
+        ...extra,
+      },
+      ...(options.onLog
+        ? { onLog: (entry: Record<string, unknown>) => options.onLog!(instanceId, entry) }
+        : {}),
+    });
+    const list = processes[service];
+    const existing = list.findIndex((p) => p.name === instanceId);
+    if (existing >= 0) list[existing] = proc;
+    else list.push(proc);
+    return proc;
+  };
+  try {
+    // The clock first (everything runs on its ticks), then the services in call-setup order.
+    for (const service of SERVICE_NAMES) {
+      const n = options.replicas?.[service] ?? 1;
+      await Promise.all(Array.from({ length: n }, (_, i) => startReplica(service, `${service}-${i + 1}`)));
+    }
+  } catch (error) {
+    await Promise.all(SERVICE_NAMES.flatMap((s) => processes[s].map((p) => p.kill())));
+    await nats?.stop();
+    throw error;
+  }
+  const addr = (s: ServiceName) => `127.0.0.1:${processes[s][0]!.grpcPort}`;
+  return {
+    natsUrl,
+    nats,
+    processes,
+    addresses: { inference: addr('inference'), tokenizer: addr('tokenizer'), vocoder: addr('vocoder') },
+    startReplica,
+    async stop() {
+      // Edges first, clock last, so calls drain while ticks still come.
+      for (const s of ['vocoder', 'tokenizer', 'inference', 'clock'] as const) {
+        await Promise.all(processes[s].map((p) => p.stop()));
+      }
+      await nats?.stop();
+    },
+  };
+}
