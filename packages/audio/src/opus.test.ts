@@ -11,11 +11,11 @@ function sineFrames(hz: number, frames: number, amplitude = 10000): Int16Array[]
 }
 
 /** Magnitude of the DFT of `samples` at `hz`, normalised to the sine amplitude. */
-function toneAmplitude(samples: Int16Array, hz: number): number {
+function toneAmplitude(samples: Int16Array, hz: number, rate = OPUS_SAMPLE_RATE): number {
   let re = 0;
   let im = 0;
   for (let i = 0; i < samples.length; i++) {
-    const phase = (2 * Math.PI * hz * i) / OPUS_SAMPLE_RATE;
+    const phase = (2 * Math.PI * hz * i) / rate;
     re += samples[i]! * Math.cos(phase);
     im -= samples[i]! * Math.sin(phase);
   }
@@ -47,6 +47,24 @@ describe('opus', () => {
     const rms = Math.sqrt(energy / tail.length);
     expect(rms).toBeGreaterThan((10000 / Math.SQRT2) * 0.8);
     expect(rms).toBeLessThan((10000 / Math.SQRT2) * 1.2);
+  });
+
+  it('decodes straight to 16 kHz (the units model rate): 320 samples per frame, same tone', () => {
+    const encoder = new OpusEncoder();
+    const decoder = new OpusDecoder({ sampleRate: 16000 });
+    expect(decoder.sampleRate).toBe(16000);
+    const decoded: Int16Array[] = [];
+    for (const frame of sineFrames(440, 50)) {
+      const pcm = decoder.decode(encoder.encode(frame));
+      expect(pcm.length).toBe(320);
+      decoded.push(pcm);
+    }
+    const tail = new Int16Array(25 * 320);
+    for (const [k, pcm] of decoded.slice(25).entries()) tail.set(pcm, k * 320);
+    expect(toneAmplitude(tail, 440, 16000)).toBeGreaterThan(10000 * 0.8);
+    expect(toneAmplitude(tail, 440, 16000)).toBeLessThan(10000 * 1.2);
+    expect(toneAmplitude(tail, 1000, 16000)).toBeLessThan(10000 * 0.05);
+    expect(() => new OpusDecoder({ sampleRate: 44100 as 48000 })).toThrow(InvalidArgumentError);
   });
 
   it('a malformed packet throws CodecError and leaves the decoder usable', () => {

@@ -62,9 +62,25 @@ export class OpusEncoder {
   }
 }
 
-/** Decodes Opus packets (any frame size the packet announces) to 48 kHz mono PCM16. */
+/** Output rates libopus decodes to natively (no resampler needed). */
+export type OpusDecodeRate = 8000 | 12000 | 16000 | 24000 | 48000;
+
+/**
+ * Decodes Opus packets (any frame size the packet announces) to mono PCM16, at 48 kHz or at a
+ * lower rate libopus renders directly (16 kHz for the speech-units model saves a resampler).
+ */
 export class OpusDecoder {
-  #decoder: Decoder | undefined = new Decoder({ channels: 1, sample_rate: OPUS_SAMPLE_RATE });
+  readonly sampleRate: OpusDecodeRate;
+  #decoder: Decoder | undefined;
+
+  constructor(options: { sampleRate?: OpusDecodeRate } = {}) {
+    const rate = options.sampleRate ?? OPUS_SAMPLE_RATE;
+    if (![8000, 12000, 16000, 24000, 48000].includes(rate)) {
+      throw new InvalidArgumentError(`Opus decodes to 8, 12, 16, 24 or 48 kHz, not ${rate}`);
+    }
+    this.sampleRate = rate;
+    this.#decoder = new Decoder({ channels: 1, sample_rate: rate });
+  }
 
   /**
    * Decodes one packet. A malformed packet throws CodecError (and leaves the decoder usable);

@@ -73,7 +73,7 @@ export class CallMedia {
   readonly cutter: ChunkCutter;
   readonly #options: CallMediaOptions;
   readonly #resampler: Resampler;
-  readonly #sampleRate: 8000 | 48000;
+  readonly #clockRate: 8000 | 48000;
   #stream: Stream | undefined;
   #lastPacketAtMs: number | undefined;
   #closed = false;
@@ -81,16 +81,16 @@ export class CallMedia {
 
   static async create(options: CallMediaOptions): Promise<CallMedia> {
     const probe = createFrameDecoder(options.codec);
-    const sampleRate = probe.sampleRate;
+    const { sampleRate, clockRate } = probe;
     probe.close();
     const resampler = await createResampler({ inputRate: sampleRate, outputRate: MODEL_SAMPLE_RATE });
-    return new CallMedia(options, resampler, sampleRate);
+    return new CallMedia(options, resampler, clockRate);
   }
 
-  private constructor(options: CallMediaOptions, resampler: Resampler, sampleRate: 8000 | 48000) {
+  private constructor(options: CallMediaOptions, resampler: Resampler, clockRate: 8000 | 48000) {
     this.#options = options;
     this.#resampler = resampler;
-    this.#sampleRate = sampleRate;
+    this.#clockRate = clockRate;
     this.cutter = new ChunkCutter({
       chunkSamples: options.chunkSamples,
       cushionSamples: options.cushionSamples,
@@ -206,11 +206,11 @@ export class CallMedia {
     const stream: Stream = {
       ssrc,
       jitterBuffer: new JitterBuffer<Uint8Array>({
-        clockRate: this.#sampleRate,
+        clockRate: this.#clockRate,
         targetDelayMs: this.#options.jitterMs,
       }),
       decoder: createFrameDecoder(this.#options.codec),
-      jitter: new InterarrivalJitter(this.#sampleRate),
+      jitter: new InterarrivalJitter(this.#clockRate),
     };
     this.#stream = stream;
     return stream;

@@ -11,8 +11,10 @@ import { Codec } from '@duet/protocol';
 export const FADE_FRAMES = 3;
 
 export interface FrameDecoder {
-  /** The codec's sample (and RTP clock) rate. */
-  readonly sampleRate: 8000 | 48000;
+  /** The codec's RTP clock rate. */
+  readonly clockRate: 8000 | 48000;
+  /** The rate of the PCM decode() returns (Opus decodes straight to the model's 16 kHz). */
+  readonly sampleRate: 8000 | 16000;
   /** Decodes one payload; throws on a payload the codec rejects. */
   decode(payload: Uint8Array): Int16Array;
   /** PCM standing in for `count` lost frames. */
@@ -37,6 +39,7 @@ export function repeatAndFade(last: Int16Array, count: number, fadeFrames = FADE
 }
 
 class G711Decoder implements FrameDecoder {
+  readonly clockRate = 8000 as const;
   readonly sampleRate = 8000 as const;
   #last: Int16Array | undefined;
   // Consecutive frames concealed so far: the fade continues across gap events, never restarts.
@@ -65,9 +68,10 @@ class G711Decoder implements FrameDecoder {
 }
 
 class OpusFrameDecoder implements FrameDecoder {
-  readonly sampleRate = 48000 as const;
-  readonly #decoder = new OpusDecoder();
-  #lastLength = OPUS_FRAME_SAMPLES;
+  readonly clockRate = 48000 as const;
+  readonly sampleRate = 16000 as const;
+  readonly #decoder = new OpusDecoder({ sampleRate: 16000 });
+  #lastLength = OPUS_FRAME_SAMPLES / 3;
 
   decode(payload: Uint8Array): Int16Array {
     const pcm = this.#decoder.decode(payload);
