@@ -71,4 +71,9 @@ export const commonConfig = {
     .optional(),
   /** How long SIGTERM waits for calls to drain before closing them. */
   DUET_DRAIN_TIMEOUT_MS: env.int(10_000, 0, 600_000),
+  /**
+   * Replication factor of the JetStream stream and KV buckets this service creates (1 on a single
+   * nats-server, 3 on a three-node cluster). Applies when they are first created.
+   */
+  DUET_JETSTREAM_REPLICAS: env.int(1, 1, 5),
 } as const;

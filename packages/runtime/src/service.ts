@@ -83,7 +83,7 @@ export async function runService<S extends z.ZodRawShape>(
     credsFile: config.DUET_NATS_CREDS,
     log,
   });
-  const js = await ensureJetStream(nc);
+  const js = await ensureJetStream(nc, { replicas: config.DUET_JETSTREAM_REPLICAS });
   let draining = false;
   const handle = await options.start({ name: options.name, instanceId, config, log, registry, nc, js });
   const grpc = await startGrpcServer({

@@ -62,7 +62,7 @@ export async function launchSystem(options: LaunchOptions = {}): Promise<Running
   const nats = options.natsUrl
     ? undefined
     : await startNatsServer({
-        prefer: 'binary',
+        prefer: 'auto',
         ...(options.natsPort !== undefined ? { port: options.natsPort } : {}),
         ...(options.natsStoreDir !== undefined ? { storeDir: options.natsStoreDir } : {}),
       });

@@ -69,7 +69,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (prefer === 'container' || (prefer === 'auto' && !natsServerBinary() && dockerAvailable())) {
     return startContainer();
   }
-  if (prefer === 'auto' && dockerAvailable() && process.env.DUET_NATS_PREFER_CONTAINER === '1')
+  if (prefer === 'auto' && process.env.DUET_NATS_PREFER_CONTAINER === '1' && dockerAvailable())
     return startContainer();
   return startBinary(options);
 }
