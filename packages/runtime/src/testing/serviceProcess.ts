@@ -51,11 +51,11 @@ export async function startServiceProcess(options: {
     if (echo) process.stderr.write(d);
   });
   const ready = new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(new Error(`${options.name} not ready after ${options.timeoutMs ?? 30_000} ms:\n${stderr}`)),
-      options.timeoutMs ?? 30_000,
-    );
+    const timer = setTimeout(() => {
+      // Never leave a half-started process behind (it would outlive the test run).
+      child.kill('SIGKILL');
+      reject(new Error(`${options.name} not ready after ${options.timeoutMs ?? 30_000} ms:\n${stderr}`));
+    }, options.timeoutMs ?? 30_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (echo) process.stderr.write(`[${options.name}] ${line}\n`);
       let entry: Record<string, unknown>;
