@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCallCommand } from './call/callCommand.js';
 import { runStartCommand } from './start/startCommand.js';
+import { runTokenCommand } from './token/tokenCommand.js';
 
 const program = new Command('duet').description('Duet: serving full-duplex voice agents');
 
@@ -39,6 +40,35 @@ program
   .action(async (opts) => {
     await runCallCommand(opts);
   });
+
+const ttl = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 7 * 24 * 3600)
+    throw new InvalidArgumentError('seconds between 1 and 604800');
+  return n;
+};
+
+program
+  .command('token')
+  .description('mint a caller token for the SFU (browser client) from the configured secret')
+  .option('--call <id>', 'call id the token opens (default: random)')
+  .option('--agent <name>', 'agent that answers', 'default')
+  .option('--ttl <seconds>', 'lifetime', ttl, 600)
+  .option('--secret <secret>', 'HS256 secret (default: DUET_SFU_TOKEN_SECRET)')
+  .option('--url <url>', "print the browser client's link on this SFU instead (e.g. http://localhost:8088)")
+  .option('--json', 'print token, call id and link as JSON')
+  .action(
+    async (opts: {
+      call?: string;
+      agent: string;
+      ttl: number;
+      secret?: string;
+      url?: string;
+      json?: boolean;
+    }) => {
+      await runTokenCommand(opts);
+    },
+  );
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`duet: ${error instanceof Error ? error.message : String(error)}`);

@@ -29,6 +29,19 @@ export interface LaunchOptions {
   /** Replicas per service (default 1 each). */
   readonly replicas?: Partial<Record<ServiceName, number>>;
   readonly onLog?: (service: string, entry: Record<string, unknown>) => void;
+  /** Also start the WebRTC SFU (services/sfu) in front of the call services. */
+  readonly sfu?: {
+    readonly tokenSecret: string;
+    /** Signalling + browser client port (default 0: any free port). */
+    readonly port?: number;
+    readonly env?: Record<string, string>;
+  };
+}
+
+export interface RunningSfu {
+  readonly process: ServiceProcess;
+  /** The browser client and signalling port. */
+  readonly port: number;
 }
 
 export interface RunningSystem {
@@ -38,6 +51,8 @@ export interface RunningSystem {
   readonly processes: Record<ServiceName, ServiceProcess[]>;
   /** Control addresses of the first replica of each call service. */
   readonly addresses: DuetControlAddresses;
+  /** The SFU, when LaunchOptions.sfu asked for it. */
+  readonly sfu: RunningSfu | undefined;
   /** Starts one more replica (or restarts one with the same instance id). */
   startReplica(
     service: ServiceName,
@@ -115,13 +130,26 @@ export async function launchSystem(options: LaunchOptions = {}): Promise<Running
     throw error;
   }
   const addr = (s: ServiceName) => `127.0.0.1:${processes[s][0]!.grpcPort}`;
+  const addresses = { inference: addr('inference'), tokenizer: addr('tokenizer'), vocoder: addr('vocoder') };
+  let sfu: RunningSfu | undefined;
+  if (options.sfu) {
+    try {
+      sfu = await startSfuProcess(natsUrl, addresses, options.sfu, options.onLog);
+    } catch (error) {
+      await Promise.all(SERVICE_NAMES.flatMap((s) => processes[s].map((p) => p.kill())));
+      await nats?.stop();
+      throw error;
+    }
+  }
   return {
     natsUrl,
     nats,
     processes,
-    addresses: { inference: addr('inference'), tokenizer: addr('tokenizer'), vocoder: addr('vocoder') },
+    addresses,
+    sfu,
     startReplica,
     async stop() {
+      await sfu?.process.stop();
       // Edges first, clock last, so calls drain while ticks still come.
       for (const s of ['vocoder', 'tokenizer', 'inference', 'clock'] as const) {
         await Promise.all(processes[s].map((p) => p.stop()));
@@ -129,4 +157,35 @@ export async function launchSystem(options: LaunchOptions = {}): Promise<Running
       await nats?.stop();
     },
   };
+}
+
+async function startSfuProcess(
+  natsUrl: string,
+  addresses: DuetControlAddresses,
+  options: NonNullable<LaunchOptions['sfu']>,
+  onLog: LaunchOptions['onLog'],
+): Promise<RunningSfu> {
+  const entry = join(repoRoot, 'services', 'sfu', 'dist/main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run pnpm build`);
+  let port = 0;
+  const proc = await startServiceProcess({
+    name: 'sfu-1',
+    entry,
+    timeoutMs: 60_000,
+    env: {
+      DUET_NATS_URL: natsUrl,
+      DUET_INSTANCE_ID: 'sfu-1',
+      DUET_SFU_PORT: String(options.port ?? 0),
+      DUET_SFU_INFERENCE_ADDR: addresses.inference,
+      DUET_SFU_TOKENIZER_ADDR: addresses.tokenizer,
+      DUET_SFU_VOCODER_ADDR: addresses.vocoder,
+      DUET_SFU_TOKEN_SECRET: options.tokenSecret,
+      ...options.env,
+    },
+    onLog: (e) => {
+      if (e.msg === 'signalling listening') port = Number(e.sfuPort);
+      onLog?.('sfu-1', e);
+    },
+  });
+  return { process: proc, port };
 }

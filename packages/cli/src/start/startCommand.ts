@@ -1,7 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '@duet/engine/tiny';
 import { freePort } from '@duet/runtime/testing';
+import { defaultWorkerBin } from '@duet/sfu';
+import { mintCallToken } from '@duet/sfu/token';
 import { launchSystem, SERVICE_NAMES } from './launcher.js';
 
 const GRPC = { clock: 0, inference: 50051, tokenizer: 50052, vocoder: 50053 } as const;
@@ -28,10 +31,16 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
     natsUrl ? `using NATS at ${natsUrl}` : 'starting a local nats-server (JetStream in .cache/nats) ...',
   );
   const natsPort = natsUrl ? undefined : (await isFree(4222)) ? 4222 : await freePort();
+  // The WebRTC SFU runs too when its mediasoup worker is built (scripts/setup.sh builds it).
+  const workerBin = process.env.MEDIASOUP_WORKER_BIN ?? defaultWorkerBin();
+  const withSfu = canExecute(workerBin);
+  const tokenSecret = process.env.DUET_SFU_TOKEN_SECRET ?? randomBytes(24).toString('base64url');
+  const sfuPort = Number(process.env.DUET_SFU_PORT ?? 8088);
   const system = await launchSystem({
     ...(natsUrl ? { natsUrl } : { natsPort: natsPort!, natsStoreDir: storeDir }),
     grpcPorts: GRPC,
     httpPorts: HTTP,
+    ...(withSfu ? { sfu: { tokenSecret, port: sfuPort, env: { DUET_HTTP_PORT: '9404' } } } : {}),
     onLog: (service, entry) => {
       if (!options.quiet || entry.level === 'warn' || entry.level === 'error' || entry.level === 'fatal')
         printLog(service, entry);
@@ -47,6 +56,14 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
     ...SERVICE_NAMES.map(
       (s) => `  ${s.padEnd(10)} metrics  http://127.0.0.1:${system.processes[s][0]!.httpPort}/metrics`,
     ),
+    ...(system.sfu
+      ? [
+          `  sfu        browser  http://localhost:${system.sfu.port}/?token=${await mintCallToken({ secret: tokenSecret, callId: `web-${randomBytes(4).toString('hex')}`, ttlSeconds: 3600 })}`,
+          `             (a new link: DUET_SFU_TOKEN_SECRET=${process.env.DUET_SFU_TOKEN_SECRET ? '...' : tokenSecret} pnpm duet token --url http://localhost:${system.sfu.port})`,
+        ]
+      : [
+          `  sfu        not started: no mediasoup worker at ${workerBin} (run scripts/build-mediasoup-worker.sh)`,
+        ]),
     '',
     'Place a call from another terminal:',
     '  pnpm duet call --say "hello, can you hear me?" --out agent.wav',
@@ -67,14 +84,25 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
   // Any service dying on its own ends the whole embedded system loudly.
-  for (const s of SERVICE_NAMES)
-    for (const p of system.processes[s])
-      p.child.once('exit', (code, signal) => {
-        if (!stopping) {
-          console.error(`${p.name} exited (${code ?? signal}); stopping`);
-          void stop();
-        }
-      });
+  for (const p of [
+    ...SERVICE_NAMES.flatMap((s) => system.processes[s]),
+    ...(system.sfu ? [system.sfu.process] : []),
+  ])
+    p.child.once('exit', (code, signal) => {
+      if (!stopping) {
+        console.error(`${p.name} exited (${code ?? signal}); stopping`);
+        void stop();
+      }
+    });
+}
+
+function canExecute(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function isFree(port: number): Promise<boolean> {

@@ -1,0 +1,291 @@
+// One WebRTC call on the SFU: its own router (isolation: closing the router releases every
+// transport, producer, consumer and port of the call at once), two WebRTC transports with the
+// caller (mediasoup-client sends and receives on separate ones), and a PlainTransport pair with
+// the call loop: the caller's Opus leaves to the tokenizer, the vocoder's Opus comes back and is
+// consumed by the caller. The call is opened on inference, tokenizer and vocoder with DuetControl.
+
+import { Codec } from '@duet/protocol';
+import type { CallSetupError, DuetCall, DuetControl } from '@duet/runtime';
+import type { types } from 'mediasoup';
+import type { WorkerSlot } from './workerPool.js';
+
+export interface SfuCallOptions {
+  readonly callId: string;
+  readonly agent: string;
+  readonly slot: WorkerSlot;
+  readonly control: DuetControl;
+  readonly listenIp: string;
+  readonly announcedIp?: string;
+  readonly opusPayloadType: number;
+  /** Called once when the call ends, whoever ended it. */
+  readonly onClosed: (call: SfuCall, reason: CallEndReason, detail: string) => void;
+}
+
+export const opusCodec = (payloadType: number): types.RtpCodecCapability => ({
+  kind: 'audio',
+  mimeType: 'audio/opus',
+  clockRate: 48_000,
+  channels: 2,
+  preferredPayloadType: payloadType,
+  parameters: { useinbandfec: 1, minptime: 10 },
+});
+
+/** What the SFU offers a caller to set up its transports (one message: fewer round trips). */
+export interface JoinAnswer {
+  readonly callId: string;
+  readonly routerRtpCapabilities: types.RtpCapabilities;
+  readonly sendTransport: TransportInfo;
+  readonly recvTransport: TransportInfo;
+}
+
+interface TransportInfo {
+  readonly id: string;
+  readonly iceParameters: types.IceParameters;
+  readonly iceCandidates: types.IceCandidate[];
+  readonly dtlsParameters: types.DtlsParameters;
+}
+
+const info = (t: types.WebRtcTransport): TransportInfo => ({
+  id: t.id,
+  iceParameters: t.iceParameters,
+  iceCandidates: t.iceCandidates,
+  dtlsParameters: t.dtlsParameters,
+});
+
+/** Why a call ended (a bounded metric label). */
+export type CallEndReason =
+  | 'hangup'
+  | 'caller_left'
+  | 'idle_timeout'
+  | 'setup_failed'
+  | 'worker_died'
+  | 'dtls_failed'
+  | 'closed_by_service'
+  | 'shutdown';
+
+export class SfuCall {
+  readonly createdAt = performance.now();
+  private closed = false;
+  endReason: CallEndReason | undefined;
+  private callerProducer: types.Producer | undefined;
+  private agentProducer: types.Producer | undefined;
+  private callerConsumer: types.Consumer | undefined;
+  private duetCall: DuetCall | undefined;
+  /** Resolves when the call is open on every service and the agent's audio can be consumed. */
+  readonly opened: Promise<void>;
+
+  private constructor(
+    private readonly options: SfuCallOptions,
+    readonly router: types.Router,
+    readonly sendTransport: types.WebRtcTransport,
+    readonly recvTransport: types.WebRtcTransport,
+    readonly toTokenizer: types.PlainTransport,
+    readonly fromVocoder: types.PlainTransport,
+  ) {
+    router.observer.once('close', () => this.close('worker_died', 'media worker closed'));
+    for (const t of [sendTransport, recvTransport]) {
+      t.on('dtlsstatechange', (state) => {
+        if (state === 'failed' || state === 'closed') this.close('dtls_failed', `caller DTLS ${state}`);
+      });
+    }
+    this.opened = this.openOnServices();
+    // A failed open is reported through close(); consume() awaits `opened` and sees the error too.
+    this.opened.catch(() => undefined);
+  }
+
+  get callId(): string {
+    return this.options.callId;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  static async create(options: SfuCallOptions): Promise<SfuCall> {
+    const { slot, listenIp, announcedIp, opusPayloadType } = options;
+    const router = await slot.worker.createRouter({
+      mediaCodecs: [opusCodec(opusPayloadType)],
+      appData: { callId: options.callId },
+    });
+    try {
+      const webrtc = () =>
+        router.createWebRtcTransport({ webRtcServer: slot.webRtcServer, enableUdp: true, enableTcp: false });
+      const plain = (comedia: boolean) =>
+        router.createPlainTransport({
+          listenInfo: { protocol: 'udp', ip: listenIp, ...(announcedIp ? { announcedIp } : {}) },
+          rtcpMux: true,
+          comedia,
+        });
+      const [send, recv, toTokenizer, fromVocoder] = await Promise.all([
+        webrtc(),
+        webrtc(),
+        plain(false),
+        // The vocoder sends to this transport; comedia latches on its first packet.
+        plain(true),
+      ]);
+      return new SfuCall(options, router, send, recv, toTokenizer, fromVocoder);
+    } catch (error) {
+      router.close();
+      throw error;
+    }
+  }
+
+  joinAnswer(): JoinAnswer {
+    return {
+      callId: this.callId,
+      routerRtpCapabilities: this.router.rtpCapabilities,
+      sendTransport: info(this.sendTransport),
+      recvTransport: info(this.recvTransport),
+    };
+  }
+
+  private async openOnServices(): Promise<void> {
+    const { control, callId, opusPayloadType } = this.options;
+    const { localIp, localPort } = this.fromVocoder.tuple;
+    try {
+      this.duetCall = await control.openCall({
+        callId,
+        codec: Codec.CODEC_OPUS,
+        payloadType: opusPayloadType,
+        destination: { host: localIp, port: localPort },
+      });
+      if (this.closed) {
+        // Hung up while the services were opening it: close what the open created after our close.
+        await control.closeCall(callId, 'hung up during setup').catch(() => undefined);
+        throw new CallRequestError('call_closed', 'the call was closed during setup');
+      }
+      const { tokenizerRtp, agentSsrc } = this.duetCall;
+      await this.toTokenizer.connect({ ip: tokenizerRtp.host, port: tokenizerRtp.port });
+      this.agentProducer = await this.fromVocoder.produce({
+        kind: 'audio',
+        rtpParameters: {
+          codecs: [{ mimeType: 'audio/opus', payloadType: opusPayloadType, clockRate: 48_000, channels: 2 }],
+          encodings: [{ ssrc: agentSsrc }],
+        },
+      });
+      if (this.callerProducer) await this.forwardCallerAudio(this.callerProducer);
+    } catch (error) {
+      if (this.closed) throw error;
+      const stage = (error as Partial<CallSetupError>).stage;
+      this.close('setup_failed', `${stage ?? 'sfu'}: ${(error as Error).message}`);
+      throw error;
+    }
+  }
+
+  /** The caller's audio to the tokenizer (once both the producer and the tokenizer exist). */
+  private async forwardCallerAudio(producer: types.Producer): Promise<void> {
+    if (!this.duetCall || this.closed) return;
+    await this.toTokenizer.consume({
+      producerId: producer.id,
+      rtpCapabilities: { codecs: [opusCodec(this.options.opusPayloadType)], headerExtensions: [] },
+    });
+  }
+
+  private transport(id: string): types.WebRtcTransport {
+    if (id === this.sendTransport.id) return this.sendTransport;
+    if (id === this.recvTransport.id) return this.recvTransport;
+    throw new CallRequestError('unknown_transport', `no transport ${id} in this call`);
+  }
+
+  async connectTransport(transportId: string, dtlsParameters: types.DtlsParameters): Promise<void> {
+    this.assertOpen();
+    await this.transport(transportId).connect({ dtlsParameters });
+  }
+
+  async produce(transportId: string, rtpParameters: types.RtpParameters): Promise<string> {
+    this.assertOpen();
+    if (transportId !== this.sendTransport.id) {
+      throw new CallRequestError('unknown_transport', 'produce on the send transport');
+    }
+    if (this.callerProducer)
+      throw new CallRequestError('already_producing', 'the caller already sends audio');
+    const producer = await this.sendTransport.produce({ kind: 'audio', rtpParameters });
+    this.callerProducer = producer;
+    await this.forwardCallerAudio(producer);
+    return producer.id;
+  }
+
+  /** The agent's audio for the caller (paused until resumeConsumer, as mediasoup recommends). */
+  async consume(rtpCapabilities: types.RtpCapabilities): Promise<{
+    id: string;
+    producerId: string;
+    kind: string;
+    rtpParameters: types.RtpParameters;
+  }> {
+    this.assertOpen();
+    await this.opened;
+    const producer = this.agentProducer;
+    if (!producer || this.closed) throw new CallRequestError('call_closed', 'the call is closed');
+    if (this.callerConsumer)
+      throw new CallRequestError('already_consuming', 'the caller already receives audio');
+    if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities })) {
+      throw new CallRequestError('cannot_consume', 'the caller cannot receive Opus');
+    }
+    const consumer = await this.recvTransport.consume({
+      producerId: producer.id,
+      rtpCapabilities,
+      paused: true,
+    });
+    this.callerConsumer = consumer;
+    return {
+      id: consumer.id,
+      producerId: producer.id,
+      kind: consumer.kind,
+      rtpParameters: consumer.rtpParameters,
+    };
+  }
+
+  async resumeConsumer(consumerId: string): Promise<void> {
+    this.assertOpen();
+    if (this.callerConsumer?.id !== consumerId)
+      throw new CallRequestError('unknown_consumer', `no consumer ${consumerId}`);
+    await this.callerConsumer.resume();
+  }
+
+  /** What the SFU sees of the caller: inbound (mic) and outbound (agent) RTP stream stats. */
+  async stats(): Promise<{ callerIn: unknown[]; agentOut: unknown[]; iceState: string }> {
+    this.assertOpen();
+    const [callerIn, agentOut] = await Promise.all([
+      this.callerProducer?.getStats() ?? [],
+      this.callerConsumer?.getStats() ?? [],
+    ]);
+    return { callerIn, agentOut, iceState: this.sendTransport.iceState };
+  }
+
+  /** mediasoup's view of the call (tests check that hang-up releases all of it). */
+  async dump(): Promise<{ callId: string; router: unknown; plainPorts: number[]; transports: unknown[] }> {
+    const transports = [this.sendTransport, this.recvTransport, this.toTokenizer, this.fromVocoder];
+    return {
+      callId: this.callId,
+      router: await this.router.dump(),
+      plainPorts: [this.toTokenizer.tuple.localPort, this.fromVocoder.tuple.localPort],
+      transports: await Promise.all(transports.map((t) => t.dump())),
+    };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new CallRequestError('call_closed', 'the call is closed');
+  }
+
+  /** Ends the call everywhere: the router (every transport and port) and the call services. Idempotent. */
+  close(reason: CallEndReason, detail = ''): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.endReason = reason;
+    this.router.close();
+    const why = detail ? `${reason}: ${detail}` : reason;
+    void this.options.control.closeCall(this.callId, why).catch(() => undefined);
+    this.options.onClosed(this, reason, detail);
+  }
+}
+
+/** A request the call refused (answered on the socket with this code; the call goes on). */
+export class CallRequestError extends Error {
+  override readonly name = 'CallRequestError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
