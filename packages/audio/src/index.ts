@@ -27,6 +27,8 @@ export {
 } from './opus.js';
 export {
   createResampler,
+  idleResamplers,
+  prewarmResamplers,
   type Resampler,
   type ResamplerOptions,
   type ResamplerQuality,

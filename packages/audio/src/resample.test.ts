@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, InvalidStateError } from './errors.js';
-import { createResampler, type SampleRate } from './resample.js';
+import { createResampler, idleResamplers, prewarmResamplers, type SampleRate } from './resample.js';
 
 const RATES: SampleRate[] = [8000, 16000, 24000, 48000];
 
@@ -108,5 +108,29 @@ describe('resample', () => {
     resampler.close();
     resampler.close();
     expect(() => resampler.process(new Float32Array(10))).toThrow(InvalidStateError);
+  });
+
+  it('reuses a closed converter with nothing of its previous stream, at new rates', async () => {
+    const x = sine(8000, 300, 0.5, 0.3);
+    const reference = await createResampler({ inputRate: 8000, outputRate: 16000 });
+    const expected = concat([reference.process(x.subarray(0, 1600)), reference.process(x.subarray(1600))]);
+    // A different stream at other rates and quality, loud noise, then closed: kept for reuse.
+    const previous = await createResampler({ inputRate: 48000, outputRate: 8000, quality: 'medium' });
+    previous.process(Float32Array.from({ length: 4800 }, () => Math.random() * 2 - 1));
+    previous.close();
+    const idleBefore = idleResamplers();
+    expect(idleBefore).toBeGreaterThan(0);
+    const reused = await createResampler({ inputRate: 8000, outputRate: 16000 });
+    expect(idleResamplers()).toBe(idleBefore - 1);
+    const got = concat([reused.process(x.subarray(0, 1600)), reused.process(x.subarray(1600))]);
+    expect(got.length).toBe(expected.length);
+    expect(Array.from(got)).toEqual(Array.from(expected));
+    reference.close();
+    reused.close();
+  });
+
+  it('prewarms converters so that a call does not wait for a compile', async () => {
+    await prewarmResamplers(3);
+    expect(idleResamplers()).toBeGreaterThanOrEqual(3);
   });
 });

@@ -56,6 +56,42 @@ class PassThrough implements Resampler {
 
 type Src = Awaited<ReturnType<typeof libsamplerate.create>>;
 
+// libsamplerate-js compiles its WebAssembly module anew on every create() (100-300 ms of CPU
+// here, and ~8 MB of wasm memory each), which a call's setup should not wait for. So a closed
+// converter is kept (up to IDLE_MAX) and re-initialised for the next resampler: setting its rates
+// runs src_delete + src_new in the module, so nothing of the previous stream is carried over.
+const IDLE_MAX = 8;
+const idle: Src[] = [];
+
+function reuse(converterType: 0 | 1 | 2, inputRate: SampleRate, outputRate: SampleRate): Src | undefined {
+  const src = idle.pop();
+  if (src === undefined) return undefined;
+  src._converterType = converterType;
+  src._inputSampleRate = inputRate;
+  src.outputSampleRate = outputRate; // the setter re-initialises with all three
+  src.ratio = outputRate / inputRate; // the library's setters leave the ratio as it was
+  return src;
+}
+
+function release(src: Src): void {
+  if (idle.length < IDLE_MAX) idle.push(src);
+  else src.destroy();
+}
+
+/** Converters ready for reuse (for tests and warm-up checks). */
+export function idleResamplers(): number {
+  return idle.length;
+}
+
+/**
+ * Compiles `count` converters ahead of the first calls (a service calls this while starting), so
+ * that opening a call does not wait for libsamplerate's WebAssembly compile.
+ */
+export async function prewarmResamplers(count: number): Promise<void> {
+  const need = Math.min(IDLE_MAX, count) - idle.length;
+  for (let i = 0; i < need; i++) release(await libsamplerate.create(1, 8000, 16000, { converterType: 2 }));
+}
+
 class SrcResampler implements Resampler {
   #src: Src | undefined;
   readonly #ratio: number;
@@ -94,14 +130,14 @@ class SrcResampler implements Resampler {
   }
 
   close(): void {
-    this.#src?.destroy();
+    if (this.#src !== undefined) release(this.#src);
     this.#src = undefined;
   }
 }
 
 /**
- * Creates a streaming mono resampler. Async because the first call compiles libsamplerate (a few
- * ms; later calls reuse nothing but are as fast). Equal rates give a pass-through that copies.
+ * Creates a streaming mono resampler. Async because a new converter compiles libsamplerate's
+ * WebAssembly; a closed one is reused instead when there is one. Equal rates give a pass-through.
  */
 export async function createResampler(options: ResamplerOptions): Promise<Resampler> {
   const { inputRate, outputRate, quality = 'fastest' } = options;
@@ -117,6 +153,8 @@ export async function createResampler(options: ResamplerOptions): Promise<Resamp
   if (converterType === undefined)
     throw new InvalidArgumentError(`unknown resampler quality ${String(quality)}`);
   if (inputRate === outputRate) return new PassThrough(inputRate, outputRate);
-  const src = await libsamplerate.create(1, inputRate, outputRate, { converterType });
+  const src =
+    reuse(converterType, inputRate, outputRate) ??
+    (await libsamplerate.create(1, inputRate, outputRate, { converterType }));
   return new SrcResampler(inputRate, outputRate, src);
 }

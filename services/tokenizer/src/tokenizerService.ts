@@ -5,6 +5,7 @@
 import type { Socket } from 'node:dgram';
 import { relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { prewarmResamplers } from '@duet/audio';
 import {
   CallEvent,
   CallEventKind,
@@ -128,6 +129,8 @@ export class TokenizerService {
     await tokenizer.tokenize([{ stream: warmup, pcm: new Float32Array(tokenizer.chunkSamples) }]);
     warmup.close();
     await warmUpMedia();
+    // Converters for the first G.711 calls (a new one compiles libsamplerate: 100-300 ms).
+    await prewarmResamplers(2);
     const service = new TokenizerService(ctx, tokenizer, manifestPath);
     ctx.log.info({ model: manifestPath, sha256: m.sha256, chunkMs }, 'units model loaded');
     await service.#reloadCalls();

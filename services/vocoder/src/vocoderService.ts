@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import { basename, dirname } from 'node:path';
-import { type SampleRate, serializeRtpPacket } from '@duet/audio';
+import { prewarmResamplers, type SampleRate, serializeRtpPacket } from '@duet/audio';
 import {
   CallEvent,
   CallEventKind,
@@ -102,6 +102,8 @@ export async function startVocoderService(
       process.exit(1);
     },
   );
+  // Converters for the first calls (a new one compiles libsamplerate: 100-300 ms of call setup).
+  await prewarmResamplers(2);
   const manifest = vocoder.manifest;
   const modelRate = manifest.sampleRate as SampleRate;
   const clock = new TickClock();
