@@ -1,5 +1,20 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { env } from '@duet/runtime';
 import { z } from 'zod';
+
+const DEFAULT_UNITS = fileURLToPath(new URL('../../../models/default/units/manifest.json', import.meta.url));
+
+/** The default units model's silence unit (the default dialogue model speaks those units). */
+function defaultSilenceUnit(): number {
+  try {
+    const unit = (JSON.parse(readFileSync(DEFAULT_UNITS, 'utf8')) as { silenceUnit?: unknown }).silenceUnit;
+    if (Number.isInteger(unit) && (unit as number) >= 0) return unit as number;
+  } catch {
+    // no default models next to the service: the variable must be set for the model served
+  }
+  return 0;
+}
 
 /** DUET_INFERENCE_* variables (common ones come from the runtime). */
 export const inferenceConfig = {
@@ -30,6 +45,8 @@ export const inferenceConfig = {
    * tokenizer and vocoder before the agent's first chunk is published (0: the next tick).
    */
   DUET_INFERENCE_START_DELAY_TICKS: env.int(2, 0, 50),
+  /** Unit that fills an agent chunk with no unit to repeat (a call's first chunk): silence. */
+  DUET_INFERENCE_SILENCE_UNIT: env.int(defaultSilenceUnit(), 0),
   /** Missed clock seqs up to this many are caught up with extra steps; longer gaps re-base. */
   DUET_INFERENCE_MAX_CATCH_UP_STEPS: env.int(2, 0, 16),
 } as const;

@@ -25,6 +25,7 @@ await runService({
     const engine = new SyncEngine(model, {
       geometry,
       maxLateChunks: c.DUET_INFERENCE_MAX_LATE_CHUNKS,
+      silenceUnit: c.DUET_INFERENCE_SILENCE_UNIT,
       sampling: { temperature: c.DUET_INFERENCE_TEMPERATURE, topK: 0, topP: c.DUET_INFERENCE_TOP_P },
     });
     const metrics = createInferenceMetrics(ctx.registry);

@@ -1,5 +1,6 @@
 // Entry of the vocoder service: agent units -> audio -> paced RTP.
 
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { env, runService } from '@duet/runtime';
 import { z } from 'zod';
@@ -8,6 +9,19 @@ import { startVocoderService } from './vocoderService.js';
 const DEFAULT_MODEL = fileURLToPath(
   new URL('../../../models/default/vocoder/manifest.json', import.meta.url),
 );
+
+const DEFAULT_UNITS = fileURLToPath(new URL('../../../models/default/units/manifest.json', import.meta.url));
+
+/** The default units model's silence unit: the vocoder's default model was trained on its units. */
+function defaultSilenceUnit(): number {
+  try {
+    const unit = (JSON.parse(readFileSync(DEFAULT_UNITS, 'utf8')) as { silenceUnit?: unknown }).silenceUnit;
+    if (Number.isInteger(unit) && (unit as number) >= 0) return unit as number;
+  } catch {
+    // no default models here (an image with its own): the variable must be set
+  }
+  return 0;
+}
 
 await runService({
   name: 'vocoder',
@@ -23,7 +37,7 @@ await runService({
     DUET_VOCODER_RTP_HOST: env.string('127.0.0.1'),
     DUET_VOCODER_RTP_PORT_MIN: env.port(41000),
     DUET_VOCODER_RTP_PORT_MAX: env.port(41999),
-    DUET_VOCODER_SILENCE_UNIT: env.int(4, 0),
+    DUET_VOCODER_SILENCE_UNIT: env.int(defaultSilenceUnit(), 0),
     DUET_VOCODER_BATCH_WINDOW_MS: env.int(2, 0, 100),
   },
   start: (ctx) => {

@@ -3,6 +3,7 @@
 // calls, one PCMU and one Opus, and listens to the RTP that comes back.
 
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { mulawDecode, OpusDecoder, parseRtpPacket, type RtpPacket } from '@duet/audio';
 import {
@@ -36,7 +37,15 @@ import { rtpBase, rtpNumbering } from './rtpStream.js';
 const ENTRY = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const CHUNK_MS = 160;
 const SEQ0 = 1000;
-const SILENCE_UNIT = 4;
+// The silence unit of the units model the default vocoder was trained on.
+const SILENCE_UNIT = (
+  JSON.parse(
+    readFileSync(
+      fileURLToPath(new URL('../../../models/default/units/manifest.json', import.meta.url)),
+      'utf8',
+    ),
+  ) as { silenceUnit: number }
+).silenceUnit;
 const SPEECH = [10, 37, 55, 90, 12, 101, 7, 66, 20, 21, 22, 23];
 
 interface Arrival {

@@ -10,11 +10,12 @@ Layout of --out:
   corpus.json     settings (seed, voices, ...); a different seed on an existing corpus is refused
   wav/NNNNNN.wav  16 kHz mono 16-bit PCM
   index.jsonl     one record per utterance: id, file, split (train / heldout), text, voice, rate,
-                  pitch, samples, seconds, augmentation {kind, gainDb, padMs, noise, snrDb, law}
+                  pitch, samples, seconds, augmentation {kind, gainDb, padMs, noise, snrDb, law, opusKbps}
 
 Augmentations (per utterance): clean; additive noise (white / pink / brown at a random SNR);
-G.711 round trip (16 kHz -> 8 kHz band limit -> mu-law or A-law -> 16 kHz); noise then G.711.
-Opus round trips are not done here (they need ffmpeg/libopus, which the environment lacks).
+G.711 round trip (16 kHz -> 8 kHz band limit -> mu-law or A-law -> 16 kHz); noise then G.711;
+Opus round trip (libopus through opus-tools' opusenc/opusdec, 20 ms frames at 12-32 kbit/s, as
+WebRTC and SIP callers send it); noise then Opus.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ VARIANTS = ["", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4"
 RATES = (120, 230)  # words per minute
 PITCHES = (20, 80)  # espeak 0..99
 # (kind, probability)
-AUGMENTATIONS = [("clean", 0.25), ("noise", 0.30), ("g711", 0.25), ("noise+g711", 0.20)]
+AUGMENTATIONS = [("clean", 0.20), ("noise", 0.25), ("g711", 0.20), ("noise+g711", 0.15), ("opus", 0.10),
+                 ("noise+opus", 0.10)]
+# Opus bitrates callers use for mono speech (kbit/s).
+OPUS_KBPS = (12, 16, 24, 32)
 SNR_DB = (5.0, 35.0)
 HELDOUT_EVERY = 20  # utterance i is held out when i % 20 == 19
 
@@ -58,9 +62,10 @@ def _log(msg: str) -> None:
 
 
 def check_tools() -> None:
-    missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
+    missing = [t for t in ("espeak-ng", "sox", "opusenc", "opusdec") if shutil.which(t) is None]
     if missing:
-        raise SpeechError(f"missing {', '.join(missing)}: apt-get install -y espeak-ng sox (scripts/setup.sh does)")
+        raise SpeechError(f"missing {', '.join(missing)}: apt-get install -y espeak-ng sox opus-tools "
+                          "(scripts/setup.sh does)")
 
 
 def available_variants() -> list[str]:
@@ -91,6 +96,8 @@ def plan(seed: int, i: int, variants: list[str]) -> dict:
         aug["snrDb"] = round(float(rng.uniform(*SNR_DB)), 2)
     if "g711" in kind:
         aug["law"] = "ulaw" if rng.random() < 0.6 else "alaw"
+    if "opus" in kind:
+        aug["opusKbps"] = int(OPUS_KBPS[int(rng.integers(len(OPUS_KBPS)))])
     return {
         "id": i,
         "file": f"wav/{i:06d}.wav",
@@ -153,6 +160,25 @@ def telephone_g711(audio: np.ndarray, law: str) -> np.ndarray:
     return (2.0 * np.convolve(up, _PHONE_LP, mode="same"))[: len(audio)].astype(np.float32)
 
 
+def opus_round_trip(audio: np.ndarray, kbps: int) -> np.ndarray:
+    """16 kHz float -> opusenc (20 ms frames, `kbps`) -> opusdec at 16 kHz -> the same length.
+
+    opusdec removes the encoder's pre-skip, so the output is aligned with the input."""
+    pcm = float_to_int16(audio).astype("<i2").tobytes()
+    enc = subprocess.run(["opusenc", "--quiet", "--raw", "--raw-rate", str(SAMPLE_RATE), "--raw-chan", "1",
+                          "--bitrate", str(kbps), "--framesize", "20", "-", "-"], input=pcm, capture_output=True)
+    if enc.returncode != 0:
+        raise SpeechError(f"opusenc failed: {enc.stderr.decode(errors='replace').strip()}")
+    dec = subprocess.run(["opusdec", "--quiet", "--rate", str(SAMPLE_RATE), "-", "-"], input=enc.stdout,
+                         capture_output=True)
+    if dec.returncode != 0:
+        raise SpeechError(f"opusdec failed: {dec.stderr.decode(errors='replace').strip()}")
+    out = np.frombuffer(dec.stdout, dtype="<i2").astype(np.float32) / 32768.0
+    if len(out) < len(audio):
+        out = np.concatenate([out, np.zeros(len(audio) - len(out), np.float32)])
+    return out[: len(audio)]
+
+
 def augment(audio: np.ndarray, aug: dict, rng: np.random.Generator) -> np.ndarray:
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) + 1e-9
     audio = audio * (10 ** (aug["gainDb"] / 20) / rms)
@@ -166,6 +192,8 @@ def augment(audio: np.ndarray, aug: dict, rng: np.random.Generator) -> np.ndarra
         audio = audio * (0.99 / peak)
     if "law" in aug:
         audio = telephone_g711(audio, aug["law"])
+    if "opusKbps" in aug:
+        audio = opus_round_trip(audio, aug["opusKbps"])
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
@@ -221,9 +249,10 @@ def make_corpus(out: Path, utterances: int, seed: int = 0, jobs: int | None = No
     variants = available_variants()
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
-        if old.get("seed") != seed or old.get("variants") != variants:
-            raise SpeechError(f"{out} holds a corpus made with seed {old.get('seed')} and other settings; "
-                              f"use another --out or the same --seed")
+        if (old.get("seed") != seed or old.get("variants") != variants
+                or old.get("augmentations") != dict(AUGMENTATIONS)):
+            raise SpeechError(f"{out} holds a corpus made with seed {old.get('seed')} and other settings "
+                              f"(voices or augmentations); use another --out, the same --seed, or delete it")
     settings = {"format": FORMAT, "version": 1, "recipe": RECIPE, "seed": seed, "sampleRate": SAMPLE_RATE,
                 "baseVoices": BASE_VOICES, "variants": variants, "rates": list(RATES), "pitches": list(PITCHES),
                 "augmentations": dict(AUGMENTATIONS), "snrDb": list(SNR_DB), "heldoutEvery": HELDOUT_EVERY,

@@ -1,6 +1,7 @@
 """A tiny end-to-end run of the recipe (speech -> tokenizer) and the G.711 reference check."""
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -139,6 +140,25 @@ def test_augmentations_stay_in_range():
     # the phone path removes content above 4 kHz
     hi = (0.3 * np.sin(np.arange(16000) * 2 * np.pi * 6000 / 16000)).astype(np.float32)
     assert np.sqrt(np.mean(telephone_g711(hi, "ulaw") ** 2)) < 0.02
+
+
+def test_opus_round_trip_keeps_length_and_speech_band():
+    import shutil
+
+    from duet_recipe.speech import opus_round_trip
+
+    if shutil.which("opusenc") is None:
+        if os.environ.get("CI"):
+            pytest.fail("opus-tools is missing although scripts/setup.sh installs it")
+        pytest.skip("opus-tools is needed (scripts/setup.sh installs it)")
+    t = np.arange(16000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    for kbps in (12, 32):
+        y = opus_round_trip(x, kbps)
+        assert y.dtype == np.float32 and len(y) == len(x)
+        # aligned (opusdec removes the pre-skip) and close: a lossy codec, not a different signal
+        corr = float(np.dot(x[1600:], y[1600:]) / (np.linalg.norm(x[1600:]) * np.linalg.norm(y[1600:])))
+        assert corr > 0.95
 
 
 def test_cli_refuses_missing_corpus(tmp_path):
