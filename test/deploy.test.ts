@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -28,6 +29,8 @@ import { exportedSampleNames, metricNames } from './promqlNames.js';
 const DATASOURCE = ['$', '{datasource}'].join('');
 const SERVICES = ['clock', 'tokenizer', 'inference', 'vocoder'] as const;
 type Service = (typeof SERVICES)[number];
+/** The services with an image: the call loop and the WebRTC SFU (templates/sfu.yaml). */
+const IMAGES = [...SERVICES, 'sfu'] as const;
 const at = (...p: string[]) => join(repoRoot, ...p);
 const read = (...p: string[]) => readFileSync(at(...p), 'utf8');
 type Obj = Record<string, unknown>;
@@ -44,7 +47,7 @@ function configVariables(): Map<string, Set<string>> {
     [...read('packages/runtime/src/config.ts').matchAll(/^\s+(DUET_[A-Z0-9_]+):/gm)].map((m) => m[1]!),
   );
   const out = new Map<string, Set<string>>();
-  for (const s of SERVICES) {
+  for (const s of IMAGES) {
     const vars = new Set(common);
     for (const f of readdirSync(at('services', s, 'src'))) {
       if (!f.endsWith('.ts') || f.endsWith('.test.ts')) continue;
@@ -188,7 +191,7 @@ function chartEnv(service: Service): Record<string, string> {
 
 describe('Dockerfiles (deploy/docker)', () => {
   const pkg = JSON.parse(read('package.json')) as { packageManager: string; engines: { node: string } };
-  for (const s of SERVICES) {
+  for (const s of IMAGES) {
     it(`${s}: multi-stage, pinned bases, non-root, health check, the real entry`, () => {
       const text = read('deploy/docker', `${s}.Dockerfile`);
       expect(existsSync(at('deploy/docker', `${s}.Dockerfile.dockerignore`))).toBe(true);
@@ -257,6 +260,70 @@ describe('Dockerfiles (deploy/docker)', () => {
     expect(spec.tied ?? false).toBe(false);
     expect(text).toContain('DUET_INFERENCE_MODEL=/app/models/dialogue/manifest.json');
   });
+
+  it('sfu: the mediasoup worker built by the CI script in a stage, only its shared libraries at runtime', () => {
+    const text = read('deploy/docker/sfu.Dockerfile');
+    const script = read('scripts/build-mediasoup-worker.sh');
+    // One mediasoup version: the script's default, services/sfu's pin and the service's config.
+    const version = /MEDIASOUP_VERSION=\$\{MEDIASOUP_VERSION:-([\d.]+)\}/.exec(script)?.[1];
+    expect(version).toBeDefined();
+    expect(JSON.parse(read('services/sfu/package.json')).dependencies.mediasoup).toBe(version);
+    expect(read('services/sfu/src/config.ts')).toContain(`MEDIASOUP_VERSION = '${version}'`);
+    // The worker stage runs the script with the Debian -dev packages it names.
+    const stage = text.slice(text.indexOf(' AS worker'), text.indexOf(' AS build'));
+    expect(stage).toContain('RUN scripts/build-mediasoup-worker.sh');
+    const hint = /APT_HINT="apt-get install -y ([^"]+)"/.exec(script)?.[1]?.split(/\s+/) ?? [];
+    expect(hint.length).toBeGreaterThan(5);
+    for (const p of hint) expect(stage, p).toMatch(new RegExp(`\\s${p.replace(/[+.]/g, '\\$&')}\\s`));
+    // The runtime stage: no compiler, the worker next to the service, mediasoup and the SFU pointed at it.
+    const last = text.slice(text.lastIndexOf('\nFROM '));
+    expect(last).not.toMatch(/-dev\b|build-essential/);
+    expect(last).toContain('COPY --from=worker /out /app/bin');
+    expect(last).toContain('MEDIASOUP_WORKER_BIN=/app/bin/mediasoup-worker');
+    expect(last).toContain('DUET_SFU_WORKER_BIN=/app/bin/mediasoup-worker');
+    const runtimePkgs = /apt-get install -y --no-install-recommends\s*\\\n\s*([^\n\\]+)/
+      .exec(last)?.[1]
+      ?.trim()
+      .split(/\s+/);
+    expect(runtimePkgs).toBeDefined();
+    // Where the worker is built here: every library it links against (its NEEDED entries) comes
+    // from a runtime package or from the base image's C/C++ runtime.
+    const env = process.env;
+    const cache = env.DUET_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? '', '.cache'), 'duet');
+    const bin = join(cache, `mediasoup-worker-${version}`, 'mediasoup-worker');
+    if (!existsSync(bin)) return;
+    const needed = [
+      ...execFileSync('readelf', ['-d', bin], { encoding: 'utf8' }).matchAll(
+        /\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g,
+      ),
+    ].map((m) => m[1]!);
+    expect(needed.length).toBeGreaterThan(5);
+    const resolved = new Map(
+      [...execFileSync('ldd', [bin], { encoding: 'utf8' }).matchAll(/^\s*(\S+) => (\S+)/gm)].map((m) => [
+        m[1]!,
+        m[2]!,
+      ]),
+    );
+    const base = ['libc6', 'libstdc++6', 'libgcc-s1'];
+    // dpkg knows a library by the path its package ships (/lib or /usr/lib on merged /usr): ask
+    // for every candidate path in one call (dpkg -S is slow), unknown ones are skipped.
+    const candidates = (path: string) => {
+      const real = realpathSync(path);
+      return [path, real, real.replace(/^\/usr\/lib\//, '/lib/')];
+    };
+    const paths = needed.flatMap((lib) => (resolved.has(lib) ? candidates(resolved.get(lib)!) : []));
+    const owners = new Map<string, string>();
+    const listed = spawnSync('dpkg', ['-S', ...new Set(paths)], { encoding: 'utf8' }).stdout;
+    for (const m of listed.matchAll(/^([\w.+-]+)(?::\w+)?: (\S+)$/gm)) owners.set(m[2]!, m[1]!);
+    for (const lib of needed) {
+      const path = resolved.get(lib);
+      if (!path) continue; // ld-linux
+      const owner = candidates(path)
+        .map((c) => owners.get(c))
+        .find(Boolean);
+      expect([...runtimePkgs!, ...base], `${lib} (${owner})`).toContain(owner);
+    }
+  });
 });
 
 describe('Helm chart (deploy/helm/duet)', () => {
@@ -275,6 +342,7 @@ describe('Helm chart (deploy/helm/duet)', () => {
       'networkpolicy.yaml',
       'monitoring.yaml',
       'edges.yaml',
+      'sfu.yaml',
       'NOTES.txt',
     ])
       expect(templates[f], f).toBeDefined();
@@ -334,6 +402,15 @@ describe('Helm chart (deploy/helm/duet)', () => {
         (v.inference.gpu as Obj).enabled = true;
       }),
     ).toBe(true);
+    const sfu = (patch: Obj) => bad((v) => Object.assign(v.sfu as Obj, patch));
+    expect(sfu({ workers: 0 })).toBe(false);
+    expect(sfu({ rtcPortMax: 70000 })).toBe(false);
+    expect(sfu({ announcedIp: 'sfu.example.com' })).toBe(false);
+    expect(sfu({ announcedIp: '203.0.113.7' })).toBe(true);
+    expect(sfu({ allowedOrigins: ['example.com'] })).toBe(false);
+    expect(sfu({ allowedOrigins: ['https://app.example.com', 'http://localhost:3000'] })).toBe(true);
+    expect(sfu({ jwt: { key: 'k' } })).toBe(false);
+    expect(sfu({ typo: 1 })).toBe(false);
   });
 
   it('every .Values path the templates use exists in values.yaml', () => {
@@ -360,8 +437,22 @@ describe('Helm chart (deploy/helm/duet)', () => {
         if (found.length === 0) missing.push(`${file}: $values.${m[1]}`);
       }
     }
+    // $sfu: the sfu section (templates/sfu.yaml).
+    for (const m of templates['sfu.yaml']!.matchAll(/\$sfu\.([\w.]+)/g)) {
+      let o: unknown = values.sfu;
+      for (const k of m[1]!.split('.')) {
+        if (o && typeof o === 'object' && Object.keys(o).length === 0) break;
+        o = (o as Obj | undefined)?.[k];
+      }
+      // A key the other services share may be optional (podDisruptionBudget.minAvailable).
+      const shared = SERVICES.some(
+        (s) =>
+          m[1]!.split('.').reduce<unknown>((x, k) => (x as Obj | undefined)?.[k], values[s]) !== undefined,
+      );
+      if (o === undefined && !shared) missing.push(`sfu.yaml: $sfu.${m[1]}`);
+    }
     expect(missing).toEqual([]);
-    for (const s of SERVICES)
+    for (const s of IMAGES)
       for (const k of ['enabled', 'replicas', 'drainTimeoutMs', 'resources', 'env', 'podDisruptionBudget'])
         expect(values[s], `${s}.${k}`).toHaveProperty(k);
   });
@@ -399,10 +490,11 @@ describe('Helm chart (deploy/helm/duet)', () => {
     );
   });
 
-  it('keeps places for the SFU and the SIP bridge, off by default', () => {
-    expect((values.sfu as Obj).enabled).toBe(false);
+  it('renders the SFU by default (templates/sfu.yaml) and keeps a place for the SIP bridge, off', () => {
+    expect((values.sfu as Obj).enabled).toBe(true);
+    expect(templates['sfu.yaml']).toMatch(/\.Values\.sfu\b/);
+    expect(templates['edges.yaml']).not.toMatch(/\.Values\.sfu\b/);
     expect((values.sipBridge as Obj).enabled).toBe(false);
-    expect(templates['edges.yaml']).toMatch(/\.Values\.sfu\.enabled/);
     expect(templates['edges.yaml']).toMatch(/\.Values\.sipBridge\.enabled/);
   });
 });
@@ -463,8 +555,14 @@ describe('Helm chart rendered (deploy/helm/render: text/template + sprig, as Hel
   const key = (o: K8s) => `${o.kind}/${o.metadata.name}`;
 
   it('defaults: every object validates, and the chart renders exactly k8s/base', () => {
-    const chart = render();
-    validateAll(chart);
+    const rendered = render();
+    validateAll(rendered);
+    // The SFU's JWT secret: generated by the chart (random, kept across upgrades); k8s/base
+    // expects it to exist (created with kubectl, see k8s/base/sfu.yaml).
+    const secret = rendered.find((o) => o.kind === 'Secret' && o.metadata.name === 'duet-sfu-jwt');
+    const generated = Buffer.from(String((secret?.data as Record<string, string>)['jwt-secret']), 'base64');
+    expect(generated.toString('utf8')).toMatch(/^[A-Za-z0-9]{48}$/);
+    const chart = rendered.filter((o) => o !== secret);
     const base = kustomize('k8s/base');
     expect(chart.map(key).sort()).toEqual(base.map(key).sort());
     for (const o of base) {
@@ -530,16 +628,98 @@ describe('Helm chart rendered (deploy/helm/render: text/template + sprig, as Hel
     expect((get('ConfigMap', 'duet-dashboard').data as Record<string, string>)['duet-dashboard.json']).toBe(
       read('deploy/grafana/duet-dashboard.json').replace(/\n$/, ''),
     );
-    expect(get('ServiceMonitor', 'duet')).toBeDefined();
+    const monitor = get('ServiceMonitor', 'duet').spec as {
+      selector: { matchExpressions: { values: string[] }[] };
+    };
+    expect(monitor.selector.matchExpressions[0]!.values).toEqual([...IMAGES]);
   });
 
-  it('refuses what cannot work: the pending edges, a port range smaller than the calls, a slow takeover', () => {
-    expect(renderError({ sfu: { enabled: true } })).toContain('sfu: not part of this chart version yet');
+  it('refuses what cannot work: the pending SIP bridge, port ranges smaller than the calls, a slow takeover', () => {
+    expect(renderError({ sfu: { maxCalls: 1000 } })).toContain('fewer than workers + 2 x maxCalls');
+    expect(renderError({ sfu: { rtcPortMax: 43000 } })).toContain('sfu.rtcPortMax must be >= sfu.rtcPortMin');
+    expect(renderError({ sfu: { ingress: { enabled: true } } })).toContain('sfu.ingress.host is required');
     expect(renderError({ sipBridge: { enabled: true } })).toContain(
       'sipBridge: not part of this chart version yet',
     );
     expect(renderError({ tokenizer: { rtpPortMax: 40099 } })).toContain('fewer ports than maxCalls');
     expect(renderError({ clock: { takeoverMs: 160 } })).toContain('takeoverMs must be below');
+  });
+
+  it('sfu: pod network or host network, announced address, own JWT Secret, Ingress with TLS, limits, off', () => {
+    type SfuPod = PodSpec & { hostNetwork?: boolean; affinity: Obj };
+    const sfuOf = (objects: K8s[]) => {
+      const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'duet-sfu')!;
+      const pod = podSpec(d) as SfuPod;
+      const c = pod.containers[0]!;
+      const env = c.env as { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+      return { d, pod, c, env: envOf(c), secret: env.find((e) => e.name === 'DUET_SFU_TOKEN_SECRET')! };
+    };
+    // Defaults: host network, the node IP announced, one WebRtcServer port per worker declared.
+    const defaults = sfuOf(render());
+    expect(defaults.pod.hostNetwork).toBe(true);
+    expect(JSON.stringify(defaults.pod.affinity)).toContain('requiredDuringSchedulingIgnoredDuringExecution');
+    expect(defaults.env.DUET_SFU_LISTEN_IP).toBe('fieldRef:status.podIP');
+    expect(defaults.env.DUET_SFU_ANNOUNCED_IP).toBe('fieldRef:status.hostIP');
+    expect(defaults.secret.valueFrom?.secretKeyRef).toEqual({ name: 'duet-sfu-jwt', key: 'jwt-secret' });
+
+    const objects = render({
+      sfu: {
+        hostNetwork: false,
+        announcedIp: '203.0.113.7',
+        workers: 3,
+        jwt: { existingSecret: 'my-sfu-jwt', key: 'secret' },
+        allowedOrigins: ['https://app.example.com', 'https://www.example.com'],
+        ingress: {
+          enabled: true,
+          className: 'nginx',
+          host: 'call.example.com',
+          tlsSecretName: 'call-example-tls',
+          annotations: { 'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600' },
+        },
+        autoscaling: { enabled: false },
+      },
+    });
+    validateAll(objects);
+    const { d, pod, c, env, secret } = sfuOf(objects);
+    expect(pod.hostNetwork).toBeUndefined();
+    expect(JSON.stringify(pod.affinity)).not.toContain('requiredDuringScheduling');
+    expect(env.DUET_SFU_ANNOUNCED_IP).toBe('203.0.113.7');
+    expect(env.DUET_SFU_WORKERS).toBe('3');
+    expect(env.DUET_SFU_ALLOWED_ORIGINS).toBe('https://app.example.com,https://www.example.com');
+    expect(c.ports.filter((p) => p.name.startsWith('rtc-')).map((p) => p.containerPort)).toEqual([
+      44000, 44001, 44002,
+    ]);
+    expect(secret.valueFrom?.secretKeyRef).toEqual({ name: 'my-sfu-jwt', key: 'secret' });
+    expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
+    expect((d.spec as Obj).replicas).toBe(2);
+    expect(objects.some((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === 'duet-sfu')).toBe(
+      false,
+    );
+    const ingress = objects.find((o) => o.kind === 'Ingress')!;
+    expect(ingress.spec).toEqual({
+      ingressClassName: 'nginx',
+      tls: [{ hosts: ['call.example.com'], secretName: 'call-example-tls' }],
+      rules: [
+        {
+          host: 'call.example.com',
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: 'duet-sfu', port: { name: 'signalling' } } },
+              },
+            ],
+          },
+        },
+      ],
+    });
+    // Off: nothing of the SFU, the rest unchanged.
+    const off = render({ sfu: { enabled: false } });
+    expect(
+      off.filter((o) => (o.metadata as { labels?: Obj }).labels?.['app.kubernetes.io/component'] === 'sfu'),
+    ).toEqual([]);
+    expect(off.length).toBeGreaterThan(20);
   });
 });
 
@@ -604,8 +784,72 @@ describe('k8s manifests (kustomize)', () => {
       endPort: (values.tokenizer as Obj).rtpPortMax,
       protocol: 'UDP',
     });
+    // The SFU: host network, one replica per node, the node IP announced, every variable one the
+    // SFU reads, the JWT from the Secret duet-sfu-jwt, ports and UDP range as in values.yaml.
+    const sfuValues = values.sfu as Obj & {
+      drainTimeoutMs: number;
+      rtcPortMin: number;
+      rtcPortMax: number;
+      workers: number;
+      ports: Record<string, number>;
+      resources: Obj;
+      autoscaling: Obj;
+    };
+    const sfu = byKind('Deployment', 'duet-sfu');
+    if (!sfu) throw new Error('no SFU Deployment');
+    const sfuPod = podSpec(sfu) as PodSpec & { hostNetwork?: boolean; dnsPolicy?: string };
+    const sfuC = sfuPod.containers[0]!;
+    const sfuEnv = envOf(sfuC);
+    expect(sfuPod.hostNetwork).toBe(true);
+    expect(sfuPod.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    expect(sfuPod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(sfuValues.drainTimeoutMs);
+    expect(sfuEnv.DUET_DRAIN_TIMEOUT_MS).toBe(String(sfuValues.drainTimeoutMs));
+    for (const name of Object.keys(sfuEnv)) expect(vars.get('sfu'), `sfu: ${name}`).toContain(name);
+    expect(sfuEnv).toMatchObject({
+      DUET_HTTP_PORT: String(sfuValues.ports.http),
+      DUET_GRPC_PORT: String(sfuValues.ports.grpc),
+      DUET_SFU_PORT: String(sfuValues.ports.signalling),
+      DUET_SFU_LISTEN_IP: 'fieldRef:status.podIP',
+      DUET_SFU_ANNOUNCED_IP: 'fieldRef:status.hostIP',
+      DUET_SFU_RTC_PORT_MIN: String(sfuValues.rtcPortMin),
+      DUET_SFU_RTC_PORT_MAX: String(sfuValues.rtcPortMax),
+      DUET_SFU_INFERENCE_ADDR: `duet-inference:${(values.ports as Obj).grpc}`,
+      DUET_SFU_TOKENIZER_ADDR: `duet-tokenizer:${(values.ports as Obj).grpc}`,
+      DUET_SFU_VOCODER_ADDR: `duet-vocoder:${(values.ports as Obj).grpc}`,
+    });
+    const jwt = (sfuC.env as { name: string; valueFrom?: { secretKeyRef?: Obj } }[]).find(
+      (e) => e.name === 'DUET_SFU_TOKEN_SECRET',
+    );
+    expect(jwt?.valueFrom?.secretKeyRef).toEqual({ name: 'duet-sfu-jwt', key: 'jwt-secret' });
+    expect(sfuC.image).toMatch(/^ghcr\.io\/duet-voice\/duet-sfu:\d+\.\d+\.\d+$/);
+    expect(sfuC.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(sfuC.resources).toEqual(sfuValues.resources);
+    expect(sfuC.ports.map((p) => [p.name, p.containerPort])).toEqual([
+      ['http', sfuValues.ports.http],
+      ['grpc', sfuValues.ports.grpc],
+      ['signalling', sfuValues.ports.signalling],
+      ...Array.from({ length: sfuValues.workers }, (_, i) => [`rtc-${i}`, sfuValues.rtcPortMin + i]),
+    ]);
+    const sfuService = byKind('Service', 'duet-sfu')!.spec as { ports: { name: string }[] };
+    expect(sfuService.ports.map((p) => p.name)).toEqual(['signalling', 'http']);
+    expect(byKind('PodDisruptionBudget', 'duet-sfu')).toBeDefined();
+    const sfuHpa = byKind('HorizontalPodAutoscaler', 'duet-sfu')!.spec as {
+      scaleTargetRef: Obj;
+      metrics: { pods?: { metric: { name: string } } }[];
+    };
+    expect(sfuHpa.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'duet-sfu' });
+    expect(sfuHpa.metrics.map((m) => m.pods?.metric.name).filter(Boolean)).toEqual(['duet_sfu_active_calls']);
+    const sfuNp = byKind('NetworkPolicy', 'duet-sfu')!.spec as { ingress: { ports: Obj[] }[]; egress: Obj[] };
+    expect(sfuNp.ingress.flatMap((i) => i.ports)).toContainEqual({
+      port: sfuValues.rtcPortMin,
+      endPort: sfuValues.rtcPortMax,
+      protocol: 'UDP',
+    });
+    expect(JSON.stringify(sfuNp.egress)).toContain('"values":["inference","tokenizer","vocoder"]');
+    // The SFU calls gRPC control and sends RTP: its egress is allowed by the call services' policies.
     const kinds = objects.map((o) => o.kind).sort();
-    expect(kinds.filter((k) => k === 'HorizontalPodAutoscaler')).toHaveLength(3);
+    expect(kinds.filter((k) => k === 'HorizontalPodAutoscaler')).toHaveLength(4);
+    expect(kinds).not.toContain('Secret');
   });
 
   it('production overlay: renders, validates, GPU inference, NATS credentials, monitoring', () => {
@@ -663,9 +907,10 @@ describe('Prometheus rules and config (promtool)', () => {
     }
     const hpa = templates['hpa.yaml']!;
     expect(hpa).toContain('duet_%s_active_calls');
-    for (const s of ['tokenizer', 'inference', 'vocoder'])
+    for (const s of ['tokenizer', 'inference', 'vocoder', 'sfu'])
       expect(exposed).toContain(`duet_${s}_active_calls`);
-    for (const m of hpa.matchAll(/name: (duet_\w+)/g)) expect(exposed).toContain(m[1]);
+    for (const m of `${hpa}${templates['sfu.yaml']}`.matchAll(/name: (duet_\w+)/g))
+      expect(exposed).toContain(m[1]);
   });
 });
 

@@ -129,8 +129,11 @@ async function startPrometheus(sys: RunningSystem): Promise<string> {
   cpSync(join(repoRoot, 'deploy/prometheus/prometheus.yml'), join(promDir, 'prometheus.yml'));
   cpSync(join(repoRoot, 'deploy/prometheus/rules'), join(promDir, 'rules'), { recursive: true });
   mkdirSync(join(promDir, 'targets'));
-  const targets = Object.entries(sys.processes).flatMap(([, procs]) =>
-    procs.map((p) => ({ targets: [`127.0.0.1:${p.httpPort}`], labels: { job: 'duet', pod: p.name } })),
+  const targets = [...Object.values(sys.processes).flat(), ...(sys.sfu ? [sys.sfu.process] : [])].map(
+    (p) => ({
+      targets: [`127.0.0.1:${p.httpPort}`],
+      labels: { job: 'duet', pod: p.name },
+    }),
   );
   writeFileSync(join(promDir, 'targets', 'duet.json'), JSON.stringify(targets));
   const port = await freePort();
@@ -203,6 +206,17 @@ beforeAll(async () => {
       // workers took each other's calls back and forth.
       inference: { DUET_INFERENCE_SLOTS: String(CALLS), DUET_INFERENCE_PEER_TIMEOUT_TICKS: '5' },
     },
+    // One SFU replica (one mediasoup worker) in front: its /metrics is scraped and its metric
+    // names are checked like the others'. It takes no call here (test/sfu.e2e.test.ts does).
+    sfu: {
+      tokenSecret: 'scaleout-test-secret-0123456789abcdef',
+      env: {
+        DUET_JETSTREAM_REPLICAS: '3',
+        DUET_SFU_WORKERS: '1',
+        DUET_SFU_RTC_PORT_MIN: '47200',
+        DUET_SFU_RTC_PORT_MAX: '47299',
+      },
+    },
     onLog: (service, entry) => {
       const level = String(entry.level);
       const notable = level === 'warn' || level === 'error' || level === 'fatal';
@@ -217,7 +231,7 @@ beforeAll(async () => {
     throw e;
   });
   await Promise.all(SERVICE_NAMES.map((s) => system!.startReplica(s, `${s}-2`)));
-  console.log(`cluster + 8 services up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`cluster + 8 services + the SFU up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const units = await jsApi<StreamInfo>('$JS.API.STREAM.INFO.DUET_UNITS');
   expect(units.config.num_replicas).toBe(3);
   expect(units.cluster?.replicas?.length).toBe(2);
@@ -232,8 +246,8 @@ describe('scale-out: NATS cluster, two replicas of every service', () => {
   it('every metric the rules, the dashboard and the autoscaling adapter use is exported live', async () => {
     const sys = system!;
     const exported = new Set<string>();
-    for (const s of SERVICE_NAMES)
-      for (const n of exportedSampleNames(await sys.processes[s][0]!.metrics())) exported.add(n);
+    for (const p of [...SERVICE_NAMES.map((s) => sys.processes[s][0]!), sys.sfu!.process])
+      for (const n of exportedSampleNames(await p.metrics())) exported.add(n);
     const rules = parse(readFileSync(join(repoRoot, 'deploy/prometheus/rules/duet.rules.yml'), 'utf8')) as {
       groups: { name: string; rules: { record?: string; alert?: string; expr: string }[] }[];
     };
@@ -270,11 +284,20 @@ describe('scale-out: NATS cluster, two replicas of every service', () => {
     expect(used.filter((u) => !/^duet[_:]/.test(u.name))).toEqual([]);
     const unknown = used.filter(({ where, name }) => {
       if (name.includes(':')) return !recorded.has(name);
-      // The edge services' rules wait for services/sfu and services/sip-bridge.
-      if (where.startsWith('duet.edges.pending/')) return !/^duet_(sfu|sip)_/.test(name);
+      // The SIP bridge's rules wait for services/sip-bridge.
+      if (where.startsWith('duet.edges.pending/')) return !/^duet_sip_/.test(name);
       return !exported.has(name);
     });
     expect(unknown).toEqual([]);
+    // docs/metrics.md documents exactly the SFU's metrics (test/pipeline.e2e.test.ts checks the
+    // four call services).
+    const doc = readFileSync(join(repoRoot, 'docs/metrics.md'), 'utf8');
+    const documentedSfu = [...doc.matchAll(/^\| sfu \| `(duet_\w+)` \|/gm)].map((m) => m[1]!).sort();
+    const exportedSfu = [...(await sys.sfu!.process.metrics()).matchAll(/^# TYPE (duet_sfu_\w+) /gm)]
+      .map((m) => m[1]!)
+      .sort();
+    expect(exportedSfu.length).toBeGreaterThan(5);
+    expect(exportedSfu).toEqual(documentedSfu);
     console.log(
       `${new Set(used.map((u) => u.name)).size} metric names used by rules, dashboard and adapter: all exported`,
     );
@@ -456,9 +479,9 @@ describe('scale-out: NATS cluster, two replicas of every service', () => {
       async () => {
         const r = await promQuery(
           promUrl,
-          'count by (service) ({__name__=~"duet_(clock|tokenizer|inference|vocoder)_.+"})',
+          'count by (service) ({__name__=~"duet_(clock|tokenizer|inference|vocoder|sfu)_.+"})',
         );
-        return r.length === 4 ? r : undefined;
+        return r.length === 5 ? r : undefined;
       },
       30_000,
     );
@@ -516,8 +539,8 @@ describe('scale-out: NATS cluster, two replicas of every service', () => {
       expect(g.chunks).toBeGreaterThan((CALL_SECONDS - 3) * 5);
       expect(g.gaps).toBeLessThanOrEqual(tokenizerTickGaps);
     }
-    // 8 targets, 2 of them killed (inference worker, clock leader).
-    expect(up.length).toBe(8);
-    expect(figures.prometheusTargetsUp).toBe(6);
+    // 9 targets (8 services and the SFU), 2 of them killed (inference worker, clock leader).
+    expect(up.length).toBe(9);
+    expect(figures.prometheusTargetsUp).toBe(7);
   }, 240_000);
 });

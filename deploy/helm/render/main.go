@@ -5,8 +5,9 @@
 // required, tpl, toYaml/fromYaml/toJson/fromJson (YAML through ghodss/yaml, whose fork
 // sigs.k8s.io/yaml Helm uses), every template of the chart parsed into one set so partials
 // (_*.tpl) can be included, "<no value>" removed from the output, values read as Helm reads them
-// (YAML to JSON, numbers as float64) and user values merged over the chart's. Not covered:
-// subcharts, lookup, .Capabilities beyond a fixed version, hooks, schema validation (the test
+// (YAML to JSON, numbers as float64) and user values merged over the chart's; lookup returns an
+// empty object, as it does in `helm template` (no cluster). Not covered: subcharts, lookup
+// against a cluster, .Capabilities beyond a fixed version, hooks, schema validation (the test
 // validates values.schema.json with ajv).
 //
 // Build (Debian packages golang-go, golang-github-masterminds-sprig-dev,
@@ -178,6 +179,10 @@ func run() error {
 			return v, errors.New(msg)
 		}
 		return v, nil
+	}
+	// helm template renders without a cluster: lookup finds nothing.
+	funcs["lookup"] = func(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+		return map[string]interface{}{}, nil
 	}
 	funcs["tpl"] = func(tpl string, data interface{}) (string, error) {
 		c, err := t.Clone()
