@@ -21,6 +21,7 @@ export {
   type ServiceDefinitionOptions,
   type ServiceHandle,
 } from './service.js';
+export { StreamPublisher, type StreamPublisherOptions } from './streamPublisher.js';
 export {
   assertCallId,
   callIdOfSubject,

@@ -77,6 +77,16 @@ export function createTokenizerMetrics(registry: Registry) {
       help: 'User unit chunks published',
       registers,
     }),
+    unitsResent: new Counter({
+      name: 'duet_tokenizer_units_resent_total',
+      help: 'User chunks sent again because the units stream did not acknowledge them',
+      registers,
+    }),
+    unitsNotStored: new Counter({
+      name: 'duet_tokenizer_units_not_stored_total',
+      help: 'User chunks the units stream never acknowledged after every resend (a resume lacks them)',
+      registers,
+    }),
     tickGaps: new Counter({
       name: 'duet_tokenizer_tick_gaps_total',
       help: 'Clock ticks never received (sequence numbers skipped)',

@@ -35,6 +35,7 @@ import {
   isValidCallId,
   type ServiceContext,
   type ServiceHandle,
+  StreamPublisher,
   subjects,
 } from '@duet/runtime';
 import { SpeechTokenizer, type TokenizerStream } from '@duet/speech';
@@ -100,6 +101,7 @@ export class TokenizerService {
   readonly #ticks = new TickSequence();
   readonly #logLimiter = new LogLimiter();
   readonly #source: string;
+  readonly #units: StreamPublisher;
   readonly #chunkMs: number;
   readonly #subscriptions: Subscription[] = [];
   #tickChain: Promise<void> = Promise.resolve();
@@ -150,6 +152,15 @@ export class TokenizerService {
     this.#ports = new PortAllocator(min, max);
     this.#source = `tokenizer/${ctx.instanceId}`;
     this.#chunkMs = ctx.config.DUET_TOKENIZER_CHUNK_MS;
+    // User chunks go into the replicated DUET_UNITS stream acknowledged and, when the stream
+    // missed one (its leader moving, a NATS node stopping), sent again: a resumed call needs them.
+    this.#units = new StreamPublisher(ctx.nc, {
+      onRetry: () => this.#metrics.unitsResent.inc(),
+      onGiveUp: (subject, error) => {
+        this.#metrics.unitsNotStored.inc();
+        this.#ctx.log.warn({ subject, err: error }, 'a user chunk is not in the units stream');
+      },
+    });
   }
 
   handle(): ServiceHandle {
@@ -174,6 +185,7 @@ export class TokenizerService {
     if (this.#timeoutTimer) clearInterval(this.#timeoutTimer);
     for (const sub of this.#subscriptions) sub.unsubscribe();
     await this.#tickChain.catch(() => undefined);
+    await this.#units.flush(); // nothing published is lost on a clean shutdown
     // The records stay in the KV: a replica restarted with the same instance id carries the calls on.
     for (const call of [...this.#calls.values()]) this.#release(call);
     await this.#tokenizer.close();
@@ -587,7 +599,11 @@ export class TokenizerService {
         units: result,
         producedAtMs: BigInt(producedAt),
       });
-      this.#ctx.nc.publish(subjects.userUnits(d.call.callId), UnitChunk.encode(chunk).finish());
+      this.#units.publish(
+        subjects.userUnits(d.call.callId),
+        UnitChunk.encode(chunk).finish(),
+        `${d.call.callId}/${d.chunkIndex}`,
+      );
       d.call.chunksPublished++;
       m.chunksPublished.inc();
       m.chunkLatency.observe(Math.max(0, producedAt - scheduledAt));
