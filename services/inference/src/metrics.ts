@@ -83,6 +83,12 @@ export function createInferenceMetrics(registry: Registry) {
       help: 'Calls this worker took over from a dead or leaving worker',
       registers,
     }),
+    resumesDegraded: new Counter({
+      name: 'duet_inference_resumes_degraded_total',
+      help: 'Resumes that went on without the stored history or the real user units (unreadable in time)',
+      labelNames: ['missing'] as const,
+      registers,
+    }),
     historyErrors: new Counter({
       name: 'duet_inference_history_errors_total',
       help: 'Failed writes of CallHistory / heartbeats to KV',

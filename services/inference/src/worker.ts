@@ -807,10 +807,27 @@ export class InferenceWorker {
       const c = this.ctx.config;
       const backChunks = c.DUET_INFERENCE_HISTORY_CHUNKS + c.DUET_INFERENCE_PEER_TIMEOUT_TICKS + 4;
       const startMs = Math.max(Number(record.openedAtMs) - this.chunkMs, t0 - backChunks * this.chunkMs);
-      const [entry, real] = await Promise.all([
-        this.ctx.js.history.get(callId),
-        fetchRealUserChunks(this.ctx.nc, callId, startMs, this.unitsPerChunk),
+      // A read that does not answer in time (JetStream electing a new leader after a node loss
+      // can take seconds) must not cost the caller the call: resume without it, on predictions.
+      const [entryRead, realRead] = await Promise.allSettled([
+        withinMs(this.ctx.js.history.get(callId), RESUME_READ_MS, 'history read'),
+        withinMs(
+          fetchRealUserChunks(this.ctx.nc, callId, startMs, this.unitsPerChunk),
+          RESUME_READ_MS,
+          'units stream read',
+        ),
       ]);
+      if (entryRead.status === 'rejected') {
+        this.metrics.resumesDegraded.inc({ missing: 'history' });
+        this.warn('resume', { err: entryRead.reason, callId }, 'resuming without the stored history');
+      }
+      if (realRead.status === 'rejected') {
+        this.metrics.resumesDegraded.inc({ missing: 'units' });
+        this.warn('resume', { err: realRead.reason, callId }, 'resuming without the real user units');
+      }
+      const entry = entryRead.status === 'fulfilled' ? entryRead.value : null;
+      const real =
+        realRead.status === 'fulfilled' ? realRead.value : { chunks: new Map<number, number[]>(), bad: 0 };
       const history = entry && entry.operation === 'PUT' ? CallHistory.decode(entry.value) : undefined;
       this.metrics.badMessages.inc({ reason: 'user_chunk_stream' }, real.bad);
       const stored = (history?.chunks ?? []).map((c) => ({
@@ -971,4 +988,23 @@ export class InferenceWorker {
     this.logLimiter.set(key, now);
     this.ctx.log.warn(fields, msg);
   }
+}
+
+/** How long a resume waits for the stored history and the stream's user units. */
+const RESUME_READ_MS = 1_000;
+
+function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
