@@ -5,8 +5,9 @@
 // consumed by the caller. The call is opened on inference, tokenizer and vocoder with DuetControl.
 
 import { Codec } from '@duet/protocol';
-import type { CallSetupError, DuetCall, DuetControl } from '@duet/runtime';
+import type { CallSetupError, DuetControl } from '@duet/runtime';
 import type { types } from 'mediasoup';
+import { LinkClosedError, type LoopCodec, LoopLink } from './loopLink.js';
 import type { WorkerSlot } from './workerPool.js';
 
 export interface SfuCallOptions {
@@ -20,6 +21,14 @@ export interface SfuCallOptions {
   /** Called once when the call ends, whoever ended it. */
   readonly onClosed: (call: SfuCall, reason: CallEndReason, detail: string) => void;
 }
+
+const loopOpus = (payloadType: number): LoopCodec => ({
+  codec: Codec.CODEC_OPUS,
+  mimeType: 'audio/opus',
+  payloadType,
+  clockRate: 48_000,
+  channels: 2,
+});
 
 export const opusCodec = (payloadType: number): types.RtpCodecCapability => ({
   kind: 'audio',
@@ -68,9 +77,8 @@ export class SfuCall {
   private closed = false;
   endReason: CallEndReason | undefined;
   private callerProducer: types.Producer | undefined;
-  private agentProducer: types.Producer | undefined;
   private callerConsumer: types.Consumer | undefined;
-  private duetCall: DuetCall | undefined;
+  private loopOpen = false;
   /** Resolves when the call is open on every service and the agent's audio can be consumed. */
   readonly opened: Promise<void>;
 
@@ -79,8 +87,7 @@ export class SfuCall {
     readonly router: types.Router,
     readonly sendTransport: types.WebRtcTransport,
     readonly recvTransport: types.WebRtcTransport,
-    readonly toTokenizer: types.PlainTransport,
-    readonly fromVocoder: types.PlainTransport,
+    readonly loop: LoopLink,
   ) {
     router.observer.once('close', () => this.close('worker_died', 'media worker closed'));
     for (const t of [sendTransport, recvTransport]) {
@@ -103,27 +110,20 @@ export class SfuCall {
 
   static async create(options: SfuCallOptions): Promise<SfuCall> {
     const { slot, listenIp, announcedIp, opusPayloadType } = options;
+    const webRtcServer = slot.webRtcServer;
+    if (!webRtcServer) throw new Error('the media worker has no WebRtcServer');
     const router = await slot.worker.createRouter({
       mediaCodecs: [opusCodec(opusPayloadType)],
       appData: { callId: options.callId },
     });
     try {
-      const webrtc = () =>
-        router.createWebRtcTransport({ webRtcServer: slot.webRtcServer, enableUdp: true, enableTcp: false });
-      const plain = (comedia: boolean) =>
-        router.createPlainTransport({
-          listenInfo: { protocol: 'udp', ip: listenIp, ...(announcedIp ? { announcedIp } : {}) },
-          rtcpMux: true,
-          comedia,
-        });
-      const [send, recv, toTokenizer, fromVocoder] = await Promise.all([
+      const webrtc = () => router.createWebRtcTransport({ webRtcServer, enableUdp: true, enableTcp: false });
+      const [send, recv, loop] = await Promise.all([
         webrtc(),
         webrtc(),
-        plain(false),
-        // The vocoder sends to this transport; comedia latches on its first packet.
-        plain(true),
+        LoopLink.create(router, { listenIp, ...(announcedIp ? { announcedIp } : {}) }),
       ]);
-      return new SfuCall(options, router, send, recv, toTokenizer, fromVocoder);
+      return new SfuCall(options, router, send, recv, loop);
     } catch (error) {
       router.close();
       throw error;
@@ -141,28 +141,15 @@ export class SfuCall {
 
   private async openOnServices(): Promise<void> {
     const { control, callId, opusPayloadType } = this.options;
-    const { localIp, localPort } = this.fromVocoder.tuple;
     try {
-      this.duetCall = await control.openCall({
-        callId,
-        codec: Codec.CODEC_OPUS,
-        payloadType: opusPayloadType,
-        destination: { host: localIp, port: localPort },
-      });
-      if (this.closed) {
-        // Hung up while the services were opening it: close what the open created after our close.
-        await control.closeCall(callId, 'hung up during setup').catch(() => undefined);
-        throw new CallRequestError('call_closed', 'the call was closed during setup');
+      try {
+        // Hung up while the services were opening it: the link closes what the open created.
+        await this.loop.open(control, callId, loopOpus(opusPayloadType), () => this.closed);
+      } catch (error) {
+        if (error instanceof LinkClosedError) throw new CallRequestError('call_closed', error.message);
+        throw error;
       }
-      const { tokenizerRtp, agentSsrc } = this.duetCall;
-      await this.toTokenizer.connect({ ip: tokenizerRtp.host, port: tokenizerRtp.port });
-      this.agentProducer = await this.fromVocoder.produce({
-        kind: 'audio',
-        rtpParameters: {
-          codecs: [{ mimeType: 'audio/opus', payloadType: opusPayloadType, clockRate: 48_000, channels: 2 }],
-          encodings: [{ ssrc: agentSsrc }],
-        },
-      });
+      this.loopOpen = true;
       if (this.callerProducer) await this.forwardCallerAudio(this.callerProducer);
     } catch (error) {
       if (this.closed) throw error;
@@ -174,11 +161,8 @@ export class SfuCall {
 
   /** The caller's audio to the tokenizer (once both the producer and the tokenizer exist). */
   private async forwardCallerAudio(producer: types.Producer): Promise<void> {
-    if (!this.duetCall || this.closed) return;
-    await this.toTokenizer.consume({
-      producerId: producer.id,
-      rtpCapabilities: { codecs: [opusCodec(this.options.opusPayloadType)], headerExtensions: [] },
-    });
+    if (!this.loopOpen || this.closed) return;
+    await this.loop.forwardCaller(producer, loopOpus(this.options.opusPayloadType));
   }
 
   private transport(id: string): types.WebRtcTransport {
@@ -214,7 +198,7 @@ export class SfuCall {
   }> {
     this.assertOpen();
     await this.opened;
-    const producer = this.agentProducer;
+    const producer = this.loop.agentProducer;
     if (!producer || this.closed) throw new CallRequestError('call_closed', 'the call is closed');
     if (this.callerConsumer)
       throw new CallRequestError('already_consuming', 'the caller already receives audio');
@@ -254,11 +238,11 @@ export class SfuCall {
 
   /** mediasoup's view of the call (tests check that hang-up releases all of it). */
   async dump(): Promise<{ callId: string; router: unknown; plainPorts: number[]; transports: unknown[] }> {
-    const transports = [this.sendTransport, this.recvTransport, this.toTokenizer, this.fromVocoder];
+    const transports = [this.sendTransport, this.recvTransport, this.loop.toTokenizer, this.loop.fromVocoder];
     return {
       callId: this.callId,
       router: await this.router.dump(),
-      plainPorts: [this.toTokenizer.tuple.localPort, this.fromVocoder.tuple.localPort],
+      plainPorts: this.loop.plainPorts,
       transports: await Promise.all(transports.map((t) => t.dump())),
     };
   }

@@ -143,7 +143,7 @@ export async function startSfu(ctx: ServiceContext<SfuConfig>): Promise<ServiceH
                 index: s.index,
                 pid: s.worker.pid,
                 dump: await s.worker.dump(),
-                webRtcServer: await s.webRtcServer.dump(),
+                webRtcServer: await s.webRtcServer?.dump(),
               })),
             ),
           }),

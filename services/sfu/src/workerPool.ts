@@ -8,7 +8,8 @@ import type { Mediasoup } from './mediasoupLoader.js';
 export interface WorkerSlot {
   readonly index: number;
   readonly worker: types.Worker;
-  readonly webRtcServer: types.WebRtcServer;
+  /** The worker's WebRtcServer (undefined in a pool made with webRtcServer: false). */
+  readonly webRtcServer: types.WebRtcServer | undefined;
   /** Calls placed on this worker (for least-loaded placement). */
   calls: number;
 }
@@ -22,6 +23,8 @@ export interface WorkerPoolOptions {
   /** Worker i's WebRtcServer listens on UDP rtcPortMin + i; plain transports use the rest of the range. */
   readonly rtcPortMin: number;
   readonly rtcPortMax: number;
+  /** Give each worker a WebRtcServer (default true; the SIP bridge needs plain transports only). */
+  readonly webRtcServer?: boolean;
   readonly onWorkerDied: (slot: WorkerSlot, error: Error) => void;
   readonly onWorkerReplaced?: (slot: WorkerSlot) => void;
   readonly log: {
@@ -75,18 +78,19 @@ export class WorkerPool {
       rtcMaxPort: range.max,
       appData: { index },
     });
-    let webRtcServer: types.WebRtcServer;
+    let webRtcServer: types.WebRtcServer | undefined;
     try {
-      webRtcServer = await worker.createWebRtcServer({
-        listenInfos: [
-          {
-            protocol: 'udp',
-            ip: listenIp,
-            ...(announcedIp ? { announcedIp } : {}),
-            port: this.options.rtcPortMin + index,
-          },
-        ],
-      });
+      if (this.options.webRtcServer !== false)
+        webRtcServer = await worker.createWebRtcServer({
+          listenInfos: [
+            {
+              protocol: 'udp',
+              ip: listenIp,
+              ...(announcedIp ? { announcedIp } : {}),
+              port: this.options.rtcPortMin + index,
+            },
+          ],
+        });
     } catch (error) {
       worker.close();
       throw error;
