@@ -4,6 +4,7 @@ export { type AgentPacket, RtpCaller, type RtpCallerStats } from './call/rtpCall
 export {
   type LaunchOptions,
   launchSystem,
+  type RunningSip,
   type RunningSystem,
   SERVICE_NAMES,
   type ServiceName,

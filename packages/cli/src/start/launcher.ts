@@ -22,7 +22,10 @@ export interface LaunchOptions {
   /** gRPC and HTTP ports per service (default 0: any free port). */
   readonly grpcPorts?: Partial<Record<ServiceName, number>>;
   readonly httpPorts?: Partial<Record<ServiceName, number>>;
-  /** duet.synclm manifest for inference; default: the untrained dialogue model (built once). */
+  /**
+   * duet.synclm manifest for inference; default: the committed default dialogue model
+   * (models/default/dialogue, trained by tools/recipe `default-dialogue`), else the untrained one (built once).
+   */
   readonly dialogueModel?: string;
   /** Extra environment per service (and for all under '*'). */
   readonly env?: Partial<Record<ServiceName | '*', Record<string, string>>>;
@@ -36,6 +39,18 @@ export interface LaunchOptions {
     readonly port?: number;
     readonly env?: Record<string, string>;
   };
+  /** Also start the SIP bridge (services/sip-bridge) in front of the call services. */
+  readonly sip?: {
+    /** SIP port, UDP and TCP (default 0: any free port). */
+    readonly port?: number;
+    readonly env?: Record<string, string>;
+  };
+}
+
+export interface RunningSip {
+  readonly process: ServiceProcess;
+  /** The SIP port (UDP and TCP). */
+  readonly port: number;
 }
 
 export interface RunningSfu {
@@ -53,6 +68,8 @@ export interface RunningSystem {
   readonly addresses: DuetControlAddresses;
   /** The SFU, when LaunchOptions.sfu asked for it. */
   readonly sfu: RunningSfu | undefined;
+  /** The SIP bridge, when LaunchOptions.sip asked for it. */
+  readonly sip: RunningSip | undefined;
   /** Starts one more replica (or restarts one with the same instance id). */
   startReplica(
     service: ServiceName,
@@ -62,6 +79,9 @@ export interface RunningSystem {
   /** SIGTERM to every service (graceful drain), then stops the local nats-server. */
   stop(): Promise<void>;
 }
+
+/** The committed default dialogue model (tools/recipe `duet-recipe default-dialogue`). */
+export const DEFAULT_DIALOGUE_MODEL = join(repoRoot, 'models/default/dialogue/manifest.json');
 
 export function serviceEntry(service: ServiceName): string {
   const entry = join(repoRoot, 'services', service, 'dist/main.js');
@@ -83,7 +103,10 @@ export async function launchSystem(options: LaunchOptions = {}): Promise<Running
       });
   const natsUrl = options.natsUrl ?? nats!.url;
   const dialogueModel =
-    options.dialogueModel ?? (await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true })).manifestPath;
+    options.dialogueModel ??
+    (existsSync(DEFAULT_DIALOGUE_MODEL)
+      ? DEFAULT_DIALOGUE_MODEL
+      : (await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true })).manifestPath);
   const processes = Object.fromEntries(SERVICE_NAMES.map((s) => [s, [] as ServiceProcess[]])) as Record<
     ServiceName,
     ServiceProcess[]
@@ -141,15 +164,27 @@ export async function launchSystem(options: LaunchOptions = {}): Promise<Running
       throw error;
     }
   }
+  let sip: RunningSip | undefined;
+  if (options.sip) {
+    try {
+      sip = await startSipProcess(natsUrl, addresses, options.sip, options.onLog);
+    } catch (error) {
+      await sfu?.process.kill();
+      await Promise.all(SERVICE_NAMES.flatMap((s) => processes[s].map((p) => p.kill())));
+      await nats?.stop();
+      throw error;
+    }
+  }
   return {
     natsUrl,
     nats,
     processes,
     addresses,
     sfu,
+    sip,
     startReplica,
     async stop() {
-      await sfu?.process.stop();
+      await Promise.all([sfu?.process.stop(), sip?.process.stop()]);
       // Edges first, clock last, so calls drain while ticks still come.
       for (const s of ['vocoder', 'tokenizer', 'inference', 'clock'] as const) {
         await Promise.all(processes[s].map((p) => p.stop()));
@@ -185,6 +220,36 @@ async function startSfuProcess(
     onLog: (e) => {
       if (e.msg === 'signalling listening') port = Number(e.sfuPort);
       onLog?.('sfu-1', e);
+    },
+  });
+  return { process: proc, port };
+}
+
+async function startSipProcess(
+  natsUrl: string,
+  addresses: DuetControlAddresses,
+  options: NonNullable<LaunchOptions['sip']>,
+  onLog: LaunchOptions['onLog'],
+): Promise<RunningSip> {
+  const entry = join(repoRoot, 'services', 'sip-bridge', 'dist/main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run pnpm build`);
+  let port = 0;
+  const proc = await startServiceProcess({
+    name: 'sip-bridge-1',
+    entry,
+    timeoutMs: 60_000,
+    env: {
+      DUET_NATS_URL: natsUrl,
+      DUET_INSTANCE_ID: 'sip-bridge-1',
+      DUET_SIP_PORT: String(options.port ?? 0),
+      DUET_SIP_INFERENCE_ADDR: addresses.inference,
+      DUET_SIP_TOKENIZER_ADDR: addresses.tokenizer,
+      DUET_SIP_VOCODER_ADDR: addresses.vocoder,
+      ...options.env,
+    },
+    onLog: (e) => {
+      if (e.msg === 'sip listening') port = Number(e.sipPort);
+      onLog?.('sip-bridge-1', e);
     },
   });
   return { process: proc, port };

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '@duet/engine/tiny';
 import { freePort } from '@duet/runtime/testing';
 import { defaultWorkerBin } from '@duet/sfu';
 import { mintCallToken } from '@duet/sfu/token';
-import { launchSystem, SERVICE_NAMES } from './launcher.js';
+import { DEFAULT_DIALOGUE_MODEL, launchSystem, SERVICE_NAMES } from './launcher.js';
 
 const GRPC = { clock: 0, inference: 50051, tokenizer: 50052, vocoder: 50053 } as const;
 const HTTP = { clock: 9400, tokenizer: 9401, inference: 9402, vocoder: 9403 } as const;
@@ -36,11 +36,14 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
   const withSfu = canExecute(workerBin);
   const tokenSecret = process.env.DUET_SFU_TOKEN_SECRET ?? randomBytes(24).toString('base64url');
   const sfuPort = Number(process.env.DUET_SFU_PORT ?? 8088);
+  // The SIP bridge (same mediasoup worker) on 5060 UDP/TCP, or any free port when 5060 is taken.
+  const sipPort = Number(process.env.DUET_SIP_PORT ?? ((await isFree(5060)) ? 5060 : 0));
   const system = await launchSystem({
     ...(natsUrl ? { natsUrl } : { natsPort: natsPort!, natsStoreDir: storeDir }),
     grpcPorts: GRPC,
     httpPorts: HTTP,
     ...(withSfu ? { sfu: { tokenSecret, port: sfuPort, env: { DUET_HTTP_PORT: '9404' } } } : {}),
+    ...(withSfu ? { sip: { port: sipPort, env: { DUET_HTTP_PORT: '9405' } } } : {}),
     onLog: (service, entry) => {
       if (!options.quiet || entry.level === 'warn' || entry.level === 'error' || entry.level === 'fatal')
         printLog(service, entry);
@@ -48,7 +51,9 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
   });
   const lines = [
     '',
-    'Duet is running (the dialogue model is untrained until a trained default ships; see README).',
+    existsSync(DEFAULT_DIALOGUE_MODEL)
+      ? 'Duet is running (dialogue model: models/default/dialogue: trained timing, words not meaningful; see README).'
+      : 'Duet is running (the dialogue model is untrained: models/default/dialogue is missing; see README).',
     `  NATS                ${system.natsUrl}`,
     `  inference  gRPC     ${system.addresses.inference}`,
     `  tokenizer  gRPC     ${system.addresses.tokenizer}`,
@@ -64,6 +69,11 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
       : [
           `  sfu        not started: no mediasoup worker at ${workerBin} (run scripts/build-mediasoup-worker.sh)`,
         ]),
+    ...(system.sip
+      ? [
+          `  sip-bridge SIP      sip:duet@127.0.0.1:${system.sip.port} (UDP and TCP; callers from 127.0.0.0/8, see services/sip-bridge/README.md)`,
+        ]
+      : []),
     '',
     'Place a call from another terminal:',
     '  pnpm duet call --say "hello, can you hear me?" --out agent.wav',
@@ -87,6 +97,7 @@ export async function runStartCommand(options: { natsUrl?: string; quiet?: boole
   for (const p of [
     ...SERVICE_NAMES.flatMap((s) => system.processes[s]),
     ...(system.sfu ? [system.sfu.process] : []),
+    ...(system.sip ? [system.sip.process] : []),
   ])
     p.child.once('exit', (code, signal) => {
       if (!stopping) {
