@@ -47,7 +47,8 @@ function configVariables(): Map<string, Set<string>> {
     [...read('packages/runtime/src/config.ts').matchAll(/^\s+(DUET_[A-Z0-9_]+):/gm)].map((m) => m[1]!),
   );
   const out = new Map<string, Set<string>>();
-  for (const s of IMAGES) {
+  // The SIP bridge is opt-in in the chart (templates/sip-bridge.yaml), not among the default images.
+  for (const s of [...IMAGES, 'sip-bridge']) {
     const vars = new Set(common);
     for (const f of readdirSync(at('services', s, 'src'))) {
       if (!f.endsWith('.ts') || f.endsWith('.test.ts')) continue;
@@ -341,7 +342,7 @@ describe('Helm chart (deploy/helm/duet)', () => {
       'hpa.yaml',
       'networkpolicy.yaml',
       'monitoring.yaml',
-      'edges.yaml',
+      'sip-bridge.yaml',
       'sfu.yaml',
       'NOTES.txt',
     ])
@@ -490,12 +491,11 @@ describe('Helm chart (deploy/helm/duet)', () => {
     );
   });
 
-  it('renders the SFU by default (templates/sfu.yaml) and keeps a place for the SIP bridge, off', () => {
+  it('renders the SFU by default (templates/sfu.yaml); the SIP bridge (templates/sip-bridge.yaml) is opt-in', () => {
     expect((values.sfu as Obj).enabled).toBe(true);
     expect(templates['sfu.yaml']).toMatch(/\.Values\.sfu\b/);
-    expect(templates['edges.yaml']).not.toMatch(/\.Values\.sfu\b/);
     expect((values.sipBridge as Obj).enabled).toBe(false);
-    expect(templates['edges.yaml']).toMatch(/\.Values\.sipBridge\.enabled/);
+    expect(templates['sip-bridge.yaml']).toMatch(/\.Values\.sipBridge\b/);
   });
 });
 
@@ -634,15 +634,69 @@ describe('Helm chart rendered (deploy/helm/render: text/template + sprig, as Hel
     expect(monitor.selector.matchExpressions[0]!.values).toEqual([...IMAGES]);
   });
 
-  it('refuses what cannot work: the pending SIP bridge, port ranges smaller than the calls, a slow takeover', () => {
+  it('refuses what cannot work: a SIP bridge without trunks, port ranges smaller than the calls, a slow takeover', () => {
     expect(renderError({ sfu: { maxCalls: 1000 } })).toContain('fewer than workers + 2 x maxCalls');
     expect(renderError({ sfu: { rtcPortMax: 43000 } })).toContain('sfu.rtcPortMax must be >= sfu.rtcPortMin');
     expect(renderError({ sfu: { ingress: { enabled: true } } })).toContain('sfu.ingress.host is required');
-    expect(renderError({ sipBridge: { enabled: true } })).toContain(
-      'sipBridge: not part of this chart version yet',
-    );
+    expect(renderError({ sipBridge: { enabled: true } })).toContain('sipBridge.trunks: give trunks.list');
+    expect(
+      renderError({
+        sipBridge: { enabled: true, trunks: { list: [{ name: 't', allow: ['10.0.0.0/8'] }] }, maxCalls: 600 },
+      }),
+    ).toContain('fewer even ports than maxCalls');
     expect(renderError({ tokenizer: { rtpPortMax: 40099 } })).toContain('fewer ports than maxCalls');
     expect(renderError({ clock: { takeoverMs: 160 } })).toContain('takeoverMs must be below');
+  });
+
+  it('sip-bridge (opt-in): host network, trunks Secret, SIP on UDP and TCP, monitored', () => {
+    const trunks = [
+      { name: 'carrier', allow: ['203.0.113.0/24'] },
+      { name: 'pbx', allow: ['10.0.0.0/8'], username: 'pbx1', password: 'pw' },
+    ];
+    const objects = render({
+      sipBridge: { enabled: true, trunks: { list: trunks } },
+      serviceMonitor: { enabled: true },
+    });
+    validateAll(objects);
+    const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'duet-sip-bridge')!;
+    const pod = podSpec(d) as PodSpec & { hostNetwork?: boolean };
+    const c = pod.containers[0]!;
+    const env = envOf(c);
+    expect(pod.hostNetwork).toBe(true);
+    expect(env.DUET_SIP_MEDIA_IP).toBe('fieldRef:status.podIP');
+    expect(env.DUET_SIP_ANNOUNCED_IP).toBe('fieldRef:status.hostIP');
+    expect(env.DUET_SIP_INFERENCE_ADDR).toBe('duet-inference:50051');
+    expect(c.image).toMatch(/duet-sip-bridge:/);
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'duet-sip-bridge-trunks')!;
+    expect(JSON.parse((secret.stringData as Record<string, string>)['trunks.json']!)).toEqual(trunks);
+    const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'duet-sip-bridge')!;
+    expect((svc.spec as { ports: { name: string; protocol: string; port: number }[] }).ports).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'sip-udp', protocol: 'UDP', port: 5060 }),
+        expect.objectContaining({ name: 'sip-tcp', protocol: 'TCP', port: 5060 }),
+      ]),
+    );
+    const monitor = objects.find((o) => o.kind === 'ServiceMonitor')!.spec as {
+      selector: { matchExpressions: { values: string[] }[] };
+    };
+    expect(monitor.selector.matchExpressions[0]!.values).toContain('sip-bridge');
+    // Off by default: nothing of it in the default render (k8s/base).
+    expect(render().some((o) => o.metadata.name.startsWith('duet-sip-bridge'))).toBe(false);
+  });
+
+  it('k8s/overlays/sip-bridge is k8s/base plus exactly what the chart adds with sipBridge.enabled', () => {
+    const rendered = render({
+      sipBridge: { enabled: true, trunks: { existingSecret: 'duet-sip-bridge-trunks' } },
+    });
+    validateAll(rendered);
+    const chart = rendered.filter((o) => !(o.kind === 'Secret' && o.metadata.name === 'duet-sfu-jwt'));
+    const overlay = kustomize('k8s/overlays/sip-bridge');
+    validateAll(overlay);
+    expect(overlay.map(key).sort()).toEqual(chart.map(key).sort());
+    for (const o of overlay) {
+      const c = chart.find((x) => key(x) === key(o))!;
+      expect(c.spec, key(o)).toEqual(o.spec);
+    }
   });
 
   it('sfu: pod network or host network, announced address, own JWT Secret, Ingress with TLS, limits, off', () => {
