@@ -56,11 +56,12 @@ class PassThrough implements Resampler {
 
 type Src = Awaited<ReturnType<typeof libsamplerate.create>>;
 
-// libsamplerate-js compiles its WebAssembly module anew on every create() (100-300 ms of CPU
-// here, and ~8 MB of wasm memory each), which a call's setup should not wait for. So a closed
-// converter is kept (up to IDLE_MAX) and re-initialised for the next resampler: setting its rates
-// runs src_delete + src_new in the module, so nothing of the previous stream is carried over.
-const IDLE_MAX = 8;
+// libsamplerate-js instantiates its WebAssembly module anew on every create(): ~25 MB of memory
+// and 10-60 ms on this machine (200+ ms under load), which a call's setup should not wait for.
+// So a closed converter is kept (up to IDLE_MAX, a worker's worth of calls) and re-initialised
+// for the next resampler: setting its rates runs src_delete + src_new in the module, so nothing
+// of the previous stream is carried over.
+const IDLE_MAX = 16;
 const idle: Src[] = [];
 
 function reuse(converterType: 0 | 1 | 2, inputRate: SampleRate, outputRate: SampleRate): Src | undefined {
