@@ -151,6 +151,38 @@ describe('a call end to end', () => {
   });
 });
 
+describe('call setup', () => {
+  it('rolls back every service when one of the concurrent opens fails', async () => {
+    const callId = `rollback-${Date.now()}`;
+    const failed = await control
+      .openCall({
+        callId,
+        codec: Codec.CODEC_PCMU,
+        payloadType: 0,
+        destination: { host: '127.0.0.1', port: 0 }, // the vocoder refuses a destination without a port
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(failed).toBeInstanceOf(CallSetupError);
+    expect((failed as CallSetupError).stage).toBe('vocoder');
+    expect((failed as CallSetupError).code).toBe(status.INVALID_ARGUMENT);
+    // Nothing is left open: the tokenizer holds no call, and the same id opens again (the
+    // placement record was removed, or inference would answer ALREADY_EXISTS).
+    const tokenizer = await system.processes.tokenizer[0]!.metrics();
+    expect(metricValue(tokenizer, 'duet_tokenizer_active_calls')).toBe(0);
+    const again = await control.openCall({
+      callId,
+      codec: Codec.CODEC_PCMU,
+      payloadType: 0,
+      destination: { host: '127.0.0.1', port: 9 },
+    });
+    expect(again.callId).toBe(callId);
+    await control.closeCall(callId, 'test done');
+  });
+});
+
 describe('docs/metrics.md', () => {
   it('documents exactly the metrics each service exports', async () => {
     const doc = readFileSync(join(repoRoot, 'docs/metrics.md'), 'utf8');

@@ -21,7 +21,11 @@ describe('StreamPublisher (real nats-server)', () => {
 
   it('stores each message once by id, and core subscribers get it too', async () => {
     const seen: string[] = [];
-    const sub = nc.subscribe('sp.a', { callback: (_e, m) => seen.push(new TextDecoder().decode(m.data)) });
+    const sub = nc.subscribe('sp.a', {
+      callback: (_e, m) => {
+        seen.push(new TextDecoder().decode(m.data));
+      },
+    });
     const publisher = new StreamPublisher(nc);
     publisher.publish('sp.a', new TextEncoder().encode('one'), 'a/1');
     publisher.publish('sp.a', new TextEncoder().encode('one again'), 'a/1'); // a resend: same id
