@@ -66,7 +66,104 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=REPO_ROOT / ".cache/recipe/vocoder",
                    help="training directory (checkpoints; a rerun resumes)")
     _vocoder_args(p)
+
+    # --- the dialogue model (issue 7)
+    p = sub.add_parser("dialogue-text", help="write generated text dialogues as JSONL (the loader's format)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--dialogues", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("dialogue-data", help="text dialogues -> espeak-ng pieces -> stage 1/2/3 unit samples (resumable)")
+    _data_args(p, required=True)
+
+    p = sub.add_parser("dialogue-train", help="train one stage of the dialogue model (resumable)")
+    p.add_argument("--data", required=True, type=Path, help="a dialogue-data directory")
+    p.add_argument("--work", required=True, type=Path, help="training directory of this stage (state.pt, final/)")
+    p.add_argument("--stage", required=True, type=int, choices=(1, 2, 3))
+    p.add_argument("--init", type=Path, default=None, help="Hugging Face checkpoint to start from (previous stage's final/)")
+    _train_args(p)
+
+    p = sub.add_parser("dialogue-export", help="export a trained checkpoint to duet.synclm/1 (tools/export)")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("dialogue-measure", help="timing behaviour of an exported or HF dialogue model on an eval set")
+    p.add_argument("--model", required=True, type=Path, help="a Hugging Face checkpoint dir or an exported model dir")
+    p.add_argument("--evalset", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
+    p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=int, default=1, help="sampled runs per item")
+    p.add_argument("--oracle-user", action="store_true",
+                   help="no prediction of the caller: the agent's chunk n+1 sees the real chunk n")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("eval-set", help="held-out synthetic callers + manifest.json for duet eval")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
+    p.add_argument("--per-kind", type=int, default=8)
+    p.add_argument("--seed", type=int, default=9001)
+    p.add_argument("--tiny", action="store_true", help="one short item per kind (CI)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("default-dialogue", help="the whole dialogue recipe with the defaults (the committed default model)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "models/default/dialogue")
+    p.add_argument("--work", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue-train")
+    p.add_argument("--evalset", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
+    p.add_argument("--stage-minutes", default="4,12,24", help="time budget of stages 1,2,3 (minutes)")
+    p.add_argument("--stage-steps", default="150,500,1000", help="step budget (and schedule length) of stages 1,2,3")
+    _data_args(p, required=False)
+    _train_args(p, with_steps=False)
+    p.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _data_args(p, required: bool) -> None:
+    if required:
+        p.add_argument("--out", required=True, type=Path, help="data directory")
+    else:
+        p.add_argument("--data", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue", help="data directory")
+    p.add_argument("--dialogues", type=int, default=240, help="generated dialogues (or at most this many loaded)")
+    p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")
+    p.add_argument("--variants", type=int, default=2, help="timing renderings per dialogue and stage")
+    p.add_argument("--jobs", type=int, default=2)
+    if required:
+        p.add_argument("--quiet", action="store_true")
+
+
+def _train_args(p, with_steps: bool = True) -> None:
+    if with_steps:
+        p.add_argument("--steps", type=int, default=1000, help="steps (the learning-rate schedule's length)")
+        p.add_argument("--max-minutes", type=float, default=None, help="stop at this wall-clock budget (across resumes)")
+    p.add_argument("--batch", type=int, default=None, help="crops per step (default 8 for stage 1, 4 otherwise)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per crop (default 512 for stage 1, 1024 otherwise)")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--chunk-ms", default="160", help="chunk sizes, e.g. 160 or 160,200,240")
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--intermediate", type=int, default=320)
+    p.add_argument("--max-context", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train-seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device (cuda for continued training of a large LLM)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    if with_steps:
+        p.add_argument("--quiet", action="store_true")
+
+
+def _train_kwargs(args, stage: int) -> dict:
+    return {"batch": args.batch or (8 if stage == 1 else 4), "seq_len": args.seq_len or (512 if stage == 1 else 1024),
+            "lr": args.lr, "chunk_ms": [int(x) for x in str(args.chunk_ms).split(",")], "seed": args.train_seed,
+            "threads": args.threads, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+            "kv_heads": args.kv_heads, "intermediate": args.intermediate, "max_context": args.max_context,
+            "device": args.device, "dtype": args.dtype}
 
 
 def _vocoder_args(p) -> None:
@@ -85,8 +182,15 @@ def main(argv: list[str] | None = None) -> int:
 
     progress = not args.quiet
     t0 = time.time()
+    from .dialogue_model import DialogueRecipeError
+    from .dialogues import DialogueError
+
     try:
-        if args.command == "speech":
+        if args.command.startswith("dialogue-") or args.command in ("eval-set", "default-dialogue"):
+            from .dialogue_cli import run_dialogue_command
+
+            result = run_dialogue_command(args, progress)
+        elif args.command == "speech":
             from .speech import make_corpus
 
             result = make_corpus(args.out, args.utterances, seed=args.seed, jobs=args.jobs or os.cpu_count(),
@@ -122,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[2/2] tokenizer -> {args.out}", file=sys.stderr, flush=True)
             m = train_tokenizer(args.corpus, args.out, units=args.units, seed=args.seed, progress=progress)
             result = {"corpus": corpus, "speechSeconds": round(t1 - t0, 1), **_tokenizer_summary(args.out, m)}
-    except (SpeechError, TokenizerError, VocoderRecipeError, FileNotFoundError) as e:
+    except (SpeechError, TokenizerError, VocoderRecipeError, DialogueRecipeError, DialogueError,
+            FileNotFoundError) as e:
         print(f"duet-recipe: {e}", file=sys.stderr)
         return 2
     result["seconds"] = round(time.time() - t0, 1)

@@ -1,0 +1,129 @@
+"""The dialogue commands of `duet-recipe` (see cli.py and tools/recipe/README.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _data(args, out: Path, progress: bool) -> dict:
+    from .dialogue_data import build_dialogue_data
+
+    return build_dialogue_data(out, dialogues=args.dialogues, seed=args.seed, text=args.text,
+                               tokenizer=args.tokenizer, variants=args.variants, jobs=args.jobs, progress=progress)
+
+
+def run_dialogue_command(args, progress: bool) -> dict:
+    cmd = args.command
+    if cmd == "dialogue-text":
+        from .dialogues import generate_dialogues
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w") as f:
+            for d in generate_dialogues(args.dialogues, args.seed):
+                f.write(json.dumps(d) + "\n")
+        return {"out": str(args.out), "dialogues": args.dialogues}
+    if cmd == "dialogue-data":
+        return _data(args, args.out, progress)
+    if cmd == "dialogue-train":
+        from .cli import _train_kwargs
+        from .dialogue_model import train_stage
+
+        return train_stage(args.data, args.work, stage=args.stage, init=args.init, steps=args.steps,
+                           max_minutes=args.max_minutes, progress=progress, **_train_kwargs(args, args.stage))
+    if cmd == "dialogue-export":
+        from .dialogue_model import export_dialogue
+
+        recipe = None
+        rj = Path(args.checkpoint) / "duet_recipe.json"
+        if rj.exists():
+            recipe = json.loads(rj.read_text())
+        m = export_dialogue(args.checkpoint, args.out, recipe, progress=progress)
+        return {"model": str(Path(args.out) / m["model"]), "sha256": m["sha256"]}
+    if cmd == "dialogue-measure":
+        from .measure import measure
+
+        return measure(_hf_dir(args.model), args.evalset, args.tokenizer, temperature=args.temperature,
+                       top_p=args.top_p, seed=args.seed, runs=args.runs, predict_user=not args.oracle_user,
+                       progress=progress)
+    if cmd == "eval-set":
+        from .evalset import make_evalset
+
+        return make_evalset(args.out, per_kind=args.per_kind, seed=args.seed, tiny=args.tiny, jobs=args.jobs,
+                            progress=progress)
+    if cmd == "default-dialogue":
+        return default_dialogue(args, progress)
+    raise ValueError(cmd)
+
+
+def _hf_dir(model: Path) -> Path:
+    """A Hugging Face checkpoint dir, or an exported model whose manifest names one."""
+    model = Path(model)
+    if (model / "config.json").exists():
+        return model
+    m = json.loads((model / "manifest.json").read_text())
+    ck = Path(m["source"]["checkpoint"])
+    if not ck.is_absolute():
+        ck = Path(__file__).resolve().parents[3] / ck
+    return ck
+
+
+def default_dialogue(args, progress: bool) -> dict:
+    """dialogue-data -> stage 1 -> 2 -> 3 -> export -> eval-set -> measure (figures into the manifest)."""
+    from .cli import _train_kwargs
+    from .dialogue_model import export_dialogue, train_stage
+    from .evalset import make_evalset
+    from .measure import measure
+
+    t0 = time.time()
+    minutes = [float(x) for x in args.stage_minutes.split(",")]
+    steps = [int(x) for x in args.stage_steps.split(",")]
+    _log(f"[1/5] dialogue data -> {args.data}")
+    data = _data(args, args.data, progress)
+    times = {"data": round(time.time() - t0, 1)}
+    stages = []
+    init = None
+    for stage in (1, 2, 3):
+        _log(f"[{stage + 1}/5] stage {stage} ({minutes[stage - 1]} min, <= {steps[stage - 1]} steps)")
+        t = time.time()
+        work = Path(args.work) / f"stage{stage}"
+        s = train_stage(args.data, work, stage=stage, init=init, steps=steps[stage - 1],
+                        max_minutes=minutes[stage - 1], progress=progress, **_train_kwargs(args, stage))
+        stages.append(s)
+        times[f"stage{stage}"] = round(time.time() - t, 1)
+        init = work / "final"
+    _log("[5/5] export, eval set, measurement")
+    if isinstance(data.get("tokenizer"), dict):
+        from .dialogue_model import _display
+
+        data = {**data, "tokenizer": {**data["tokenizer"], "dir": _display(Path(data["tokenizer"]["dir"]))}}
+    recipe = {"recipe": "duet-recipe default-dialogue", "chunkMs": _train_kwargs(args, 3)["chunk_ms"],
+              "data": {k: data.get(k) for k in ("seed", "dialogues", "heldoutDialogues", "variants", "stages", "text", "tokenizer")},
+              "stages": stages}
+    m = export_dialogue(init, args.out, recipe, progress=progress)
+    t = time.time()
+    ev = make_evalset(args.evalset, progress=progress)
+    times["evalset"] = round(time.time() - t, 1)
+    t = time.time()
+    # the engine's default sampling (temperature 0.8, top-p 0.95), and temperature 1.0; 3 sampled runs
+    figures = measure(init, args.evalset, args.tokenizer, runs=3, progress=progress)
+    figures_t1 = measure(init, args.evalset, args.tokenizer, runs=3, temperature=1.0, progress=progress)
+    times["measure"] = round(time.time() - t, 1)
+    times["total"] = round(time.time() - t0, 1)
+    # the figures go into the manifest's recipe block (the sha256 covers model.onnx only)
+    path = Path(args.out) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["recipe"].update({"evalset": ev, "timing": figures,
+                               "timingTemperature1": {"model": figures_t1["model"], "temperature": 1.0},
+                               "seconds": times})
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return {"model": str(Path(args.out) / m["model"]), "sha256": m["sha256"], "timing": figures["model"],
+            "timingTemperature1": figures_t1["model"],
+            "groundTruth": figures["groundTruth"], "stages": [{k: s[k] for k in ("stage", "steps", "minutes", "finalLoss")}
+                                                              for s in stages], "seconds": times}

@@ -1,0 +1,197 @@
+"""The dialogue recipe: text corpus, sequence format (cross-checked with packages/sync), and a tiny
+end-to-end run (data -> stages 1/2/3 -> export -> ONNX -> eval set -> measurement)."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from duet_recipe.dialogues import DialogueError, generate_dialogue, generate_dialogues, load_dialogues
+from duet_recipe.sequence import Vocab, dedup_chunk, expand_agent, interleave, turn_based
+
+REPO = Path(__file__).resolve().parents[3]
+SYNC_DIST = REPO / "packages/sync/dist"
+NODE_SCRIPT = Path(__file__).with_name("sync_sequence.mjs")
+
+
+def _need_tools():
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        if os.environ.get("CI"):
+            pytest.fail("espeak-ng and sox are missing although scripts/setup.sh installs them")
+        pytest.skip("espeak-ng and sox are needed (scripts/setup.sh installs them)")
+
+
+def test_generator_is_seeded_and_varied():
+    a = generate_dialogues(40, seed=5)
+    assert a == generate_dialogues(40, seed=5)
+    assert a != generate_dialogues(40, seed=6)
+    assert len({d["topic"] for d in a}) >= 8
+    for d in a:
+        assert 6 <= len(d["turns"]) <= 12
+        sp = [t["speaker"] for t in d["turns"]]
+        assert all(x != y for x, y in zip(sp, sp[1:])) and set(sp) == {"caller", "agent"}
+    assert generate_dialogue(5, 3) == a[3]
+
+
+def test_loader_formats(tmp_path):
+    j = tmp_path / "d.jsonl"
+    j.write_text("\n".join([
+        json.dumps({"turns": ["Hi there.", "Hello, how can I help?", "I lost my key.", "Oh no."]}),
+        json.dumps({"dialog": [{"speaker": "A", "text": "One."}, {"speaker": "A", "text": "Two."},
+                               {"speaker": "B", "text": "Three."}]}),
+        json.dumps({"turns": [{"role": "agent", "content": "Hello."}, {"role": "user", "content": "Hi."}]}),
+    ]) + "\n")
+    d = load_dialogues(j)
+    assert [t["speaker"] for t in d[0]["turns"]] == ["caller", "agent", "caller", "agent"]
+    assert d[1]["turns"] == [{"speaker": "caller", "text": "One. Two."}, {"speaker": "agent", "text": "Three."}]
+    assert [t["speaker"] for t in d[2]["turns"]] == ["agent", "caller"]
+    t = tmp_path / "d.txt"
+    t.write_text("Ann: Hello?\nBob: Hi Ann.\n\nfirst line\nsecond line\nthird line\n")
+    d = load_dialogues(t)
+    assert len(d) == 2 and d[0]["turns"][1] == {"speaker": "agent", "text": "Hi Ann."}
+    assert len(d[1]["turns"]) == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"turns": ["only one"]}) + "\n")
+    with pytest.raises(DialogueError):
+        load_dialogues(bad)
+
+
+def test_interleave_format_by_hand():
+    v = Vocab.default(10)  # units 0..9, [S0] 10, [S1] 11
+    agent = [9, 9, 9, 9, 1, 1, 2, 2, 2, 2, 2, 2]
+    user = [3, 3, 4, 4, 4, 4, 4, 4, 5, 6, 6, 5]
+    assert interleave(np.array(agent), np.array(user), 4, v) == [
+        10, 11, 3, 4,      # chunk 0: the agent's first chunk is always empty; user 3 3 4 4 -> 3 4
+        10, 1, 2,          # chunk 1: agent 1 1 2 2; user 4 4 4 4 repeats its last unit: no [S1]
+        10, 11, 5, 6, 5,   # chunk 2: agent 2 2 2 2 repeats: nothing; user 5 6 6 5
+    ]
+    assert dedup_chunk([1, 1, 2], 1) == [2]
+    assert turn_based([("caller", np.array([1, 1, 2])), ("agent", np.array([3, 3]))], v) == [11, 1, 2, 10, 3]
+    assert expand_agent(interleave(np.array(agent), np.array(user), 4, v), v, 4, 0) == \
+        [0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2]
+
+
+def _node_history(agent, user, unit_count, chunk_ms):
+    payload = json.dumps({"unitCount": unit_count, "chunkMs": chunk_ms, "agent": [int(x) for x in agent],
+                          "user": [int(x) for x in user]})
+    res = subprocess.run(["node", str(NODE_SCRIPT), str(SYNC_DIST)], input=payload, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["base"] == 0
+    return out["tokens"]
+
+
+@pytest.mark.parametrize("chunk_ms", [160, 200, 240])
+def test_sequence_equals_packages_sync(chunk_ms):
+    """The recipe's training sequences are the token history the engine's CallTimeline builds."""
+    if shutil.which("node") is None or not (SYNC_DIST / "index.js").exists():
+        if os.environ.get("CI"):
+            pytest.fail("node and packages/sync/dist (pnpm build) are needed")
+        pytest.skip("needs node and packages/sync/dist (pnpm build)")
+    rng = np.random.default_rng(chunk_ms)
+    u = chunk_ms // 40
+    n_units = u * 60
+    # runs of units, silences (one unit held: the [S1] / agent units disappear), speech
+    def channel():
+        out = []
+        while len(out) < n_units:
+            if rng.random() < 0.3:
+                out += [4] * int(rng.integers(1, 3 * u))
+            else:
+                out += [int(x) for x in rng.integers(0, 128, int(rng.integers(1, 2 * u)))
+                        for _ in range(int(rng.integers(1, 3)))]
+        return np.array(out[:n_units])
+
+    v = Vocab.default(128)
+    agent, user = channel(), channel()
+    node = _node_history(np.concatenate([agent, agent[:u]]), user, 128, chunk_ms)
+    py = interleave(agent, user, u, v)
+    # after the last user chunk the engine's history holds the agent's next chunk as well
+    assert node[:len(py)] == py
+    assert node[len(py)] == v.s0
+    assert node[len(py) + 1:] == [v.unit_base + x for x in dedup_chunk(agent[:u], _last_agent_unit(agent, u))]
+
+
+def _last_agent_unit(agent, u):
+    last = None
+    n = len(agent) // u
+    for j in range(1, n):
+        d = dedup_chunk(agent[j * u:(j + 1) * u], last)
+        if d:
+            last = d[-1]
+    return last
+
+
+def test_recipe_end_to_end(tmp_path):
+    """A tiny run of the whole recipe: 3 local dialogues -> data -> stages 1-3 -> export -> ONNX."""
+    _need_tools()
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(2)
+    from duet_recipe.cli import main
+
+    text = tmp_path / "d.jsonl"
+    text.write_text("\n".join(json.dumps({"turns": t}) for t in [
+        ["Hello, is this the bakery?", "Yes, how can I help you today?", "I would like a big chocolate cake, um, "
+         "for Saturday. It is for my daughter.", "Of course. That will be twenty dollars."],
+        ["Hi.", "Hello, the train to Boston leaves at nine from platform four. It takes two hours.",
+         "Great, thank you."],
+        ["Can you hear me?", "Yes, I can hear you well.", "Okay, bye."],
+    ]) + "\n")
+    data, work, out, ev = tmp_path / "data", tmp_path / "work", tmp_path / "model", tmp_path / "evalset"
+    assert main(["dialogue-data", "--out", str(data), "--text", str(text), "--dialogues", "3", "--variants", "1",
+                 "--quiet"]) == 0
+    info = json.loads((data / "data.json").read_text())
+    assert info["dialogues"] == 3 and info["stages"]["2"]["samples"] == 3 and info["stages"]["3"]["samples"] == 3
+    tiny = ["--layers", "1", "--hidden", "32", "--heads", "2", "--kv-heads", "1", "--intermediate", "64",
+            "--batch", "2", "--seq-len", "128", "--threads", "2", "--quiet"]
+    init = None
+    for stage in (1, 2, 3):
+        args = ["dialogue-train", "--data", str(data), "--work", str(work / f"s{stage}"), "--stage", str(stage),
+                "--steps", "3", *tiny] + (["--init", str(init)] if init else [])
+        assert main(args) == 0
+        init = work / f"s{stage}" / "final"
+        assert (init / "duet_tokens.json").exists()
+    # resumable: more steps continue from state.pt
+    assert main(["dialogue-train", "--data", str(data), "--work", str(work / "s3"), "--stage", "3", "--steps", "4",
+                 "--init", str(work / "s2" / "final"), *tiny]) == 0
+    log = [json.loads(x) for x in (work / "s3" / "loss.log").read_text().splitlines()]
+    assert log[-1]["step"] == 4
+    assert main(["dialogue-export", "--checkpoint", str(init), "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "duet.synclm" and manifest["tokens"] == {"unitBase": 0, "unitCount": 128, "s0": 128,
+                                                                          "s1": 129}
+    assert manifest["recipe"]["stage"] == 3 and manifest["architecture"]["maxContext"] == 1024
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(out / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    assert {i.name for i in sess.get_inputs()} >= {"input_ids", "rope_cos", "rope_sin", "attn_mask"}
+    from duet_export.contract import compare_with_hf, load_hf_model
+    from duet_export.graph import llama_shape
+    from duet_export.rope import rope_spec
+
+    model = load_hf_model(init)
+    diffs = compare_with_hf(model, sess, llama_shape(model.config), rope_spec(model.config),
+                            [[128, 129, 3, 4, 128, 5], [128, 7]], [[129, 9, 128], [128, 129, 2]], capacity=12, seed=0)
+    assert max(d if isinstance(d, float) else 0.0 for d in (diffs.values() if isinstance(diffs, dict) else diffs)) < 1e-3
+    # the eval set (tiny) and the timing measurement run on the trained checkpoint
+    assert main(["eval-set", "--out", str(ev), "--tiny", "--quiet"]) == 0
+    em = json.loads((ev / "manifest.json").read_text())
+    assert em["format"] == "duet.evalset" and em["version"] == 1 and em["sampleRate"] == 16000
+    assert em["chunkMs"] == 160
+    assert sorted(it["kind"] for it in em["items"]) == sorted(["turn", "pause", "backchannel", "interruption",
+                                                               "dialogue"])
+    for it in em["items"]:
+        assert set(it) == {"id", "kind", "caller", "agent", "promptSeconds", "callerSpeech", "agentSpeech", "events"}
+        assert (ev / it["caller"]).stat().st_size == (ev / it["agent"]).stat().st_size
+    from duet_recipe.measure import measure
+
+    figs = measure(init, ev, REPO / "models/default/units", progress=False)
+    assert figs["model"]["items"] == 5 and 0.0 <= figs["model"]["agent_speech_while_caller_speaks"] <= 1.0
+    assert figs["groundTruth"]["pause_takeover_rate"] == 0.0 and figs["groundTruth"]["turn_takeover_rate"] == 1.0
