@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCallCommand } from './call/callCommand.js';
+import { runEvalCommand, runSimulateCommand } from './eval/evalCommands.js';
 import { runStartCommand } from './start/startCommand.js';
 import { runTokenCommand } from './token/tokenCommand.js';
 
@@ -69,6 +70,59 @@ program
       await runTokenCommand(opts);
     },
   );
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError('a positive integer');
+  return n;
+};
+
+program
+  .command('eval')
+  .description('run a dialogue model over an eval set (tokenizer -> engine -> vocoder) and write a report')
+  .option(
+    '--model <manifest>',
+    'duet.synclm manifest (default: models/default/dialogue, else the untrained model)',
+  )
+  .option('--evalset <dir>', 'eval set (tools/recipe/duet-recipe eval-set)', '.cache/recipe/evalset')
+  .option('--synthetic', 'write a small synthetic eval set (espeak-ng) into --evalset if it has none')
+  .option('--out <dir>', 'where to write report.md and report.json', '.cache/eval/report')
+  .option('--audio', "also write each item's generated agent + caller as a stereo WAV")
+  .option('--slots <n>', 'items stepped together', positiveInt, 16)
+  .option('--seed <n>', 'sampling seed', positiveInt, 1)
+  .option('--limit <n>', 'at most n items of each kind', positiveInt)
+  .action(async (opts) => {
+    await runEvalCommand(opts);
+  });
+
+const latencies = (v: string) =>
+  v.split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 0 || n > 480)
+      throw new InvalidArgumentError('milliseconds 0..480, e.g. 0,240');
+    return n;
+  });
+
+program
+  .command('simulate')
+  .description('two agents talking through nats-server and the clock service with a one-way latency')
+  .option('--latency <ms>', 'one-way latency in ms, or a list (e.g. 0,80,160,240)', latencies, [160])
+  .option(
+    '--evalset <dir>',
+    "prompts and ground truth from the eval set's dialogues (default: .cache/recipe/evalset if present)",
+  )
+  .option(
+    '--model <manifest>',
+    'duet.synclm manifest (default: models/default/dialogue, else the untrained model)',
+  )
+  .option('--seconds <s>', 'seconds generated after the prompt', seconds, 20)
+  .option('--dialogues <n>', 'at most n dialogues (run together)', positiveInt)
+  .option('--out <dir>', 'where to write the stereo WAVs and simulate.md/json', '.cache/eval/simulate')
+  .option('--nats <url>', 'use this NATS, with a clock already ticking (default: start nats-server + clock)')
+  .option('--seed <n>', 'sampling seed', positiveInt, 1)
+  .action(async (opts) => {
+    await runSimulateCommand(opts);
+  });
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`duet: ${error instanceof Error ? error.message : String(error)}`);

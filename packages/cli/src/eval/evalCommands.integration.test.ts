@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { decodeWav } from '@duet/audio';
+import { ensureTinyModel, UNTRAINED_DIALOGUE_MODEL } from '@duet/engine/tiny';
+import { writeSyntheticEvalSet } from '@duet/eval';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const main = resolve(import.meta.dirname, '../../dist/main.js');
+
+function duet(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+// The untrained dialogue model (what `duet start` ran before a trained one was committed), the
+// default speech models, a synthetic eval set of one item per kind and two short dialogues.
+describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + clock)', () => {
+  let dir: string;
+  let evalset: string;
+  let tiny: string;
+  beforeAll(async () => {
+    // Pinned to the untrained model (not models/default/dialogue, which the recipe may be rewriting).
+    tiny = (await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true })).manifestPath;
+    dir = await mkdtemp(join(tmpdir(), 'duet-eval-'));
+    evalset = join(dir, 'evalset');
+    await writeSyntheticEvalSet(evalset, {
+      counts: { dialogue: 2, pause: 1, turn: 1, backchannel: 1, interruption: 1 },
+      seed: 3,
+    });
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('duet eval writes a report with turn-taking and behaviour tables', async () => {
+    const out = join(dir, 'report');
+    const model = join(dir, 'no-model.json');
+    // A clear error for a missing model, before anything runs.
+    const bad = await duet(['eval', '--evalset', evalset, '--out', out, '--model', model]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/no-model\.json/);
+
+    const r = await duet(['eval', '--evalset', evalset, '--out', out, '--audio', '--model', tiny]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('## Turn-taking vs ground truth (2 dialogues');
+    expect(r.stdout).toContain('interruption: time until the agent stops');
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(Object.keys(report.summary)).toEqual(
+      expect.arrayContaining([
+        'pause_takeover_rate',
+        'turn_takeover_rate',
+        'turn_latency_s',
+        'turn_taking_r',
+      ]),
+    );
+    expect(report.behaviour.generated.items).toEqual({ pause: 1, turn: 1, backchannel: 1, interruption: 1 });
+    // The scorers on the ground-truth agent channel (espeak-ng speech through Silero VAD): the
+    // agent keeps quiet in the pause, answers the turn, back-channels and yields.
+    const truth = report.behaviour.truth;
+    expect(truth.pause_takeover_rate).toBe(0);
+    expect(truth.turn_takeover_rate).toBe(1);
+    expect(truth.turn_latency_s).toBeGreaterThan(0);
+    expect(truth.turn_latency_s).toBeLessThan(0.8);
+    expect(truth.backchannel_rate).toBe(1);
+    expect(truth.interruption_takeover_rate).toBe(1);
+    expect(truth.interruption_stop_s).toBeLessThan(0.8);
+    // Re-synthesised ground truth keeps its timing (IPUs at least correlate).
+    expect(report.turnTaking.r.resynth.byKind.ipu).toBeGreaterThan(0.5);
+    const wav = decodeWav(readFileSync(join(out, 'turn-000.wav')));
+    expect(wav.channels).toHaveLength(2);
+  });
+
+  it('duet simulate runs two agents on the clock at 160 ms one-way latency', async () => {
+    const out = join(dir, 'simulate');
+    const r = await duet([
+      'simulate',
+      '--latency',
+      '160',
+      '--evalset',
+      evalset,
+      '--seconds',
+      '3',
+      '--dialogues',
+      '2',
+      '--out',
+      out,
+      '--model',
+      tiny,
+    ]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'simulate.json'), 'utf8'));
+    const run = report.results[0];
+    expect(run.latencyMs).toBe(160);
+    // 3 s = 19 chunks after the prompt: 18 steps of both agents (the first chunk is silent).
+    expect(run.run.steps).toBe(18);
+    // Every delivered chunk was taken (160 ms late is within maxLateChunks), none lost to lateness.
+    expect(run.run.admissions.late).toBe(0);
+    expect(run.run.admissions.accepted).toBeGreaterThan(2 * 2 * 14);
+    // Chunks arrive one step late, so each was first predicted and then replaced or confirmed.
+    expect(run.run.replaced + run.run.confirmed).toBeGreaterThan(2 * 2 * 10);
+    expect(existsSync(join(out, 'dialogue-000-latency160.wav'))).toBe(true);
+    const wav = decodeWav(readFileSync(join(out, 'dialogue-000-latency160.wav')));
+    expect(wav.channels).toHaveLength(2);
+    expect(run.r).not.toBeNull();
+  });
+});

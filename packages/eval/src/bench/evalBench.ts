@@ -1,0 +1,96 @@
+// `pnpm bench:eval`: the behaviour suite and turn-taking correlation of the dialogue model, then
+// two agents over the clock at 0 and 240 ms one-way latency. Progress on stderr, tables on
+// stdout, last line one JSON object.
+//   --quick            fewer items and a shorter two-agent run (about a minute on 2 cores)
+//   --model <path>     duet.synclm manifest (default: models/default/dialogue, else the untrained model)
+//   --evalset <dir>    eval set (default: .cache/recipe/evalset, else a synthetic one made once)
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '@duet/engine/tiny';
+import { writeSyntheticEvalSet } from '../fixture.js';
+import { DEFAULT_EVALSET, runEval } from '../runEval.js';
+import { runSimulate } from '../runSimulate.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    model: { type: 'string' },
+    evalset: { type: 'string' },
+  },
+});
+const quick = values.quick ?? false;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const started = performance.now();
+
+let evalset = values.evalset;
+let synthetic = false;
+if (!evalset) {
+  if (existsSync(join(DEFAULT_EVALSET, 'manifest.json'))) evalset = DEFAULT_EVALSET;
+  else {
+    synthetic = true;
+    evalset = join(repoRoot, '.cache/eval/evalset-synthetic');
+    if (!existsSync(join(evalset, 'manifest.json'))) {
+      log(
+        `bench:eval: no recipe eval set at ${DEFAULT_EVALSET}; writing a synthetic one (espeak-ng) to ${evalset}`,
+      );
+      await writeSyntheticEvalSet(evalset, {
+        counts: { dialogue: 8, pause: 4, turn: 4, backchannel: 3, interruption: 4 },
+        seed: 7,
+      });
+    }
+  }
+}
+
+const evaluation = await runEval({
+  evalSet: evalset,
+  ...(values.model ? { model: values.model } : {}),
+  ...(quick ? { limitPerKind: 3 } : {}),
+  outDir: join(repoRoot, '.cache/eval/bench'),
+  log,
+});
+process.stdout.write(`${evaluation.markdown}\n`);
+
+const sim = await runSimulate({
+  latenciesMs: [0, 240],
+  evalSet: evalset,
+  model: evaluation.model,
+  seconds: quick ? 6 : 20,
+  dialogues: quick ? 3 : 8,
+  outDir: join(repoRoot, '.cache/eval/bench-simulate'),
+  log,
+});
+process.stdout.write(`${sim.markdown}\n`);
+
+const r0 = sim.results.find((r) => r.latencyMs === 0)?.r?.average ?? null;
+const r240 = sim.results.find((r) => r.latencyMs === 240)?.r?.average ?? null;
+const round = (x: number | null) => (x === null ? null : Math.round(x * 1000) / 1000);
+const s = evaluation.json.summary as Record<string, number | null>;
+console.log(
+  JSON.stringify({
+    model: evaluation.model,
+    untrained: evaluation.untrained,
+    evalset,
+    synthetic_evalset: synthetic,
+    quick,
+    items: evaluation.behaviour.generated.items,
+    dialogues: evaluation.turnTaking.dialogues,
+    pause_takeover_rate: round(s.pause_takeover_rate ?? null),
+    turn_takeover_rate: round(s.turn_takeover_rate ?? null),
+    turn_latency_s: round(s.turn_latency_s ?? null),
+    turn_response_rate: round(s.turn_response_rate ?? null),
+    turn_response_latency_s: round(s.turn_response_latency_s ?? null),
+    backchannel_rate: round(s.backchannel_rate ?? null),
+    interruption_takeover_rate: round(s.interruption_takeover_rate ?? null),
+    interruption_stop_s: round(s.interruption_stop_s ?? null),
+    turn_taking_r: round(s.turn_taking_r ?? null),
+    turn_taking_r_resynth: round(s.turn_taking_r_resynth ?? null),
+    turn_taking_r_both_generated: round(s.turn_taking_r_both_generated ?? null),
+    two_agent_r_0: round(r0),
+    two_agent_r_240: round(r240),
+    // r at 240 ms minus r at 0 ms (the goal: within 0.05 of it).
+    two_agent_r_240_vs_0: r0 === null || r240 === null ? null : round(r240 - r0),
+    two_agent_late_steps: sim.results.map((r) => r.run.lateSteps),
+    wall_s: Math.round((performance.now() - started) / 100) / 10,
+  }),
+);

@@ -1,0 +1,237 @@
+// `duet simulate`: the two-agent run end to end (clock, agents, vocoder, VAD, statistics).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encodeWav } from '@duet/audio';
+import { chunkGeometry } from '@duet/sync';
+import { loadCodec, tokenizeSignals, vocodeChunks } from './codec.js';
+import { type EvalSet, loadEvalSet } from './evalSet.js';
+import { correlationTable, fmt, markdownTable } from './report.js';
+import { DEFAULT_UNITS_MODEL, DEFAULT_VOCODER_MODEL, resolveDialogueModel } from './runEval.js';
+import { clipSegments, type Segment } from './segments.js';
+import { launchClock, type SimDialogue, type SimulationRun, simulateAgents } from './simulate.js';
+import {
+  type TurnTakingCorrelation,
+  type TurnTakingStats,
+  turnTakingCorrelation,
+  turnTakingStats,
+} from './turnTaking.js';
+import { SileroVad } from './vad.js';
+
+export interface RunSimulateOptions {
+  /** One-way latencies to run (ms), each a separate run of both agents. */
+  readonly latenciesMs: readonly number[];
+  /** Prompts and ground truth from the eval set's dialogue items; without it the agents start from silence. */
+  readonly evalSet?: string | EvalSet;
+  readonly model?: string;
+  readonly units?: string;
+  readonly vocoder?: string;
+  /** Seconds generated after the prompt (default 20). */
+  readonly seconds?: number;
+  /** At most this many dialogues (default all dialogue items; 1 without an eval set). */
+  readonly dialogues?: number;
+  readonly chunkMs?: number;
+  /** Use this NATS (with a clock already ticking at chunkMs) instead of starting nats-server + clock. */
+  readonly natsUrl?: string;
+  readonly outDir?: string;
+  readonly seed?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface LatencyResult {
+  readonly latencyMs: number;
+  readonly run: SimulationRun['stats'];
+  /** Turn-taking statistics per dialogue (A = the eval set's agent side, B = its caller side). */
+  readonly stats: readonly TurnTakingStats[];
+  /** vs the ground-truth continuations (null without an eval set). */
+  readonly r: TurnTakingCorrelation | null;
+  readonly segments: readonly {
+    readonly id: string;
+    readonly a: readonly Segment[];
+    readonly b: readonly Segment[];
+  }[];
+}
+
+export interface SimulateResult {
+  readonly model: string;
+  readonly untrained: boolean;
+  readonly results: readonly LatencyResult[];
+  readonly truth: readonly TurnTakingStats[] | null;
+  readonly markdown: string;
+  readonly json: Record<string, unknown>;
+}
+
+export async function runSimulate(options: RunSimulateOptions): Promise<SimulateResult> {
+  const log = options.log ?? (() => {});
+  const set =
+    options.evalSet === undefined
+      ? undefined
+      : typeof options.evalSet === 'string'
+        ? await loadEvalSet(options.evalSet)
+        : options.evalSet;
+  const chunkMs = options.chunkMs ?? set?.manifest.chunkMs ?? 160;
+  const geometry = chunkGeometry(chunkMs);
+  const chunkS = chunkMs / 1000;
+  const { path: model, untrained } = await resolveDialogueModel(options.model);
+  const codec = await loadCodec(
+    { units: options.units ?? DEFAULT_UNITS_MODEL, vocoder: options.vocoder ?? DEFAULT_VOCODER_MODEL },
+    geometry.unitsPerChunk,
+  );
+  const vad = await SileroVad.load();
+  const clock = options.natsUrl ? undefined : await launchClock({ chunkMs });
+  const natsUrl = options.natsUrl ?? clock!.natsUrl;
+  try {
+    const seconds = options.seconds ?? 20;
+    const chunks = Math.max(3, Math.round(seconds / chunkS));
+    const items = (set?.items.filter((it) => it.kind === 'dialogue') ?? []).slice(
+      0,
+      options.dialogues ?? Infinity,
+    );
+    if (set && items.length === 0) throw new Error(`the eval set ${set.dir} has no dialogue items`);
+    let dialogues: SimDialogue[];
+    let truthSegments: { a: Segment[]; b: Segment[]; from: number; to: number }[] = [];
+    if (items.length > 0) {
+      const units = await tokenizeSignals(
+        codec,
+        items.flatMap((it) => [it.agentPcm, it.callerPcm]),
+      );
+      dialogues = items.map((it, i) => ({
+        id: it.id,
+        aUnits: units[2 * i]!,
+        bUnits: units[2 * i + 1]!,
+        promptChunks: Math.round(it.promptSeconds / chunkS),
+      }));
+      const segs = await vad.detect(items.flatMap((it) => [it.agentPcm, it.callerPcm]));
+      truthSegments = items.map((it, i) => {
+        const from = Math.round(it.promptSeconds / chunkS) * chunkS;
+        return {
+          a: segs[2 * i]!,
+          b: segs[2 * i + 1]!,
+          from,
+          to: Math.min(it.durationS, from + chunks * chunkS),
+        };
+      });
+    } else {
+      dialogues = Array.from({ length: options.dialogues ?? 1 }, (_, i) => ({
+        id: `d${i}`,
+        aUnits: [],
+        bUnits: [],
+        promptChunks: 0,
+      }));
+    }
+    const windowOf = (i: number, promptChunks: number) =>
+      truthSegments[i] ?? { from: promptChunks * chunkS, to: (promptChunks + chunks) * chunkS };
+    const truth = truthSegments.length
+      ? truthSegments.map((t) =>
+          turnTakingStats(clipSegments(t.a, t.from, t.to), clipSegments(t.b, t.from, t.to)),
+        )
+      : null;
+
+    const results: LatencyResult[] = [];
+    for (const latencyMs of options.latenciesMs) {
+      log(`simulate: ${dialogues.length} dialogue(s), ${seconds} s, one-way latency ${latencyMs} ms`);
+      const run = await simulateAgents({
+        natsUrl,
+        model,
+        latencyMs,
+        chunkMs,
+        dialogues,
+        chunks,
+        silenceUnit: codec.silenceUnit,
+        unitCount: codec.unitCount,
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        log,
+      });
+      const audio = await vocodeChunks(
+        codec,
+        run.channels.flatMap((c) => [c.a, c.b]),
+      );
+      const segs = await vad.detect(audio);
+      const segments = run.channels.map((c, i) => ({ id: c.id, a: segs[2 * i]!, b: segs[2 * i + 1]! }));
+      const stats = segments.map((s, i) => {
+        const w = windowOf(i, dialogues[i]!.promptChunks);
+        return turnTakingStats(clipSegments(s.a, w.from, w.to), clipSegments(s.b, w.from, w.to));
+      });
+      const r = truth ? turnTakingCorrelation(stats, truth) : null;
+      results.push({ latencyMs, run: run.stats, stats, r, segments });
+      if (options.outDir) {
+        await mkdir(options.outDir, { recursive: true });
+        for (const [i, c] of run.channels.entries())
+          await writeFile(
+            join(options.outDir, `${c.id}-latency${latencyMs}.wav`),
+            encodeWav({ sampleRate: 16000, channels: [audio[2 * i]!, audio[2 * i + 1]!] }),
+          );
+      }
+    }
+    const markdown = simulateMarkdown(model, untrained, results, seconds);
+    const json = {
+      format: 'duet.simulate-report',
+      version: 1,
+      model,
+      untrained,
+      seconds,
+      chunkMs,
+      results: results.map((r) => ({
+        latencyMs: r.latencyMs,
+        run: r.run,
+        r: r.r,
+        stats: r.stats,
+        segments: r.segments,
+      })),
+      truth,
+    };
+    if (options.outDir) {
+      await writeFile(join(options.outDir, 'simulate.md'), markdown);
+      await writeFile(join(options.outDir, 'simulate.json'), `${JSON.stringify(json, null, 2)}\n`);
+    }
+    return { model, untrained, results, truth, markdown, json };
+  } finally {
+    await clock?.stop();
+    await codec.close();
+    await vad.close();
+  }
+}
+
+export function simulateMarkdown(
+  model: string,
+  untrained: boolean,
+  results: readonly LatencyResult[],
+  seconds: number,
+): string {
+  const lines = [
+    '# Two agents over the clock',
+    '',
+    `- model: \`${model}\`${untrained ? ' (UNTRAINED: random weights)' : ''}`,
+    `- ${seconds} s generated after the prompt per dialogue; A = the eval set's agent side, B = its caller side`,
+    '',
+    markdownTable(
+      [
+        'one-way latency',
+        'steps',
+        'late steps',
+        'step ms p50 / max',
+        'peer chunks accepted / too late',
+        'applied a step late (process behind)',
+        'replaced / confirmed / lost',
+      ],
+      results.map((r) => [
+        `${r.latencyMs} ms`,
+        String(r.run.steps),
+        String(r.run.lateSteps),
+        `${fmt(r.run.stepMsP50, 1)} / ${fmt(r.run.stepMsMax, 1)}`,
+        `${r.run.admissions.accepted} / ${r.run.admissions.late}`,
+        String(r.run.heldUp),
+        `${r.run.replaced} / ${r.run.confirmed} / ${r.run.lost}`,
+      ]),
+    ),
+  ];
+  const withR = results.filter((r) => r.r);
+  if (withR.length) {
+    lines.push(
+      '',
+      'Turn-taking vs the ground-truth continuation (Pearson r of mean durations):',
+      '',
+      correlationTable(withR.map((r) => ({ label: `${r.latencyMs} ms`, r: r.r! }))),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { type ScoredItem, scoreBehaviour, scoreTurnTaking } from './score.js';
+import type { Segment } from './segments.js';
+
+const scored = (
+  kind: ScoredItem['item']['kind'],
+  events: ScoredItem['item']['events'],
+  caller: Segment[],
+  generated: Segment[],
+  truth: Segment[] = generated,
+  id = `${kind}-0`,
+): ScoredItem => ({
+  item: { id, kind, promptSeconds: 1, events },
+  durationS: 12,
+  caller,
+  agent: { generated, truth, resynth: truth },
+});
+
+describe('scoreBehaviour()', () => {
+  it('aggregates each behaviour over its items', () => {
+    const items = [
+      scored(
+        'pause',
+        { pauseStartS: 3, pauseEndS: 4.5 },
+        [
+          [1.5, 3],
+          [4.5, 6],
+        ],
+        [[3.2, 4.4]],
+      ),
+      scored(
+        'pause',
+        { pauseStartS: 3, pauseEndS: 4.5 },
+        [
+          [1.5, 3],
+          [4.5, 6],
+        ],
+        [],
+        [],
+        'pause-1',
+      ),
+      scored('turn', { callerEndS: 5 }, [[2, 5]], [[5.5, 7]]),
+      scored('turn', { callerEndS: 5 }, [[2, 5]], [[5.3, 7]], [[5.3, 7]], 'turn-1'),
+      scored('turn', { callerEndS: 5 }, [[2, 5]], [], [], 'turn-2'),
+      scored(
+        'backchannel',
+        { callerEndS: 9 },
+        [
+          [1.5, 4],
+          [4.6, 9],
+        ],
+        [[4.1, 4.4]],
+      ),
+      scored('interruption', { interruptS: 5 }, [[5, 6]], [[1, 5.4]]),
+      scored('interruption', { interruptS: 5 }, [[5, 6]], [[1, 9]], [[1, 9]], 'interruption-1'),
+      scored('interruption', { interruptS: 5 }, [[5, 6]], [], [], 'interruption-2'),
+    ];
+    const b = scoreBehaviour(items);
+    expect(b.pause_takeover_rate).toBe(0.5);
+    expect(b.turn_takeover_rate).toBeCloseTo(2 / 3);
+    expect(b.turn_latency_s).toBeCloseTo(0.4);
+    expect(b.backchannel_rate).toBe(1);
+    expect(b.backchannel_offset_s).toBeCloseTo(0.1);
+    // Only the interruptions of a speaking agent count: one yielded after 0.4 s, one did not.
+    expect(b.interruption_agent_speaking).toBe('2/3');
+    expect(b.interruption_takeover_rate).toBe(0.5);
+    expect(b.interruption_stop_s).toBeCloseTo(0.4);
+    expect(b.items).toEqual({ pause: 2, turn: 3, backchannel: 1, interruption: 3 });
+    expect(b.rows).toHaveLength(9);
+  });
+
+  it('gives null rates when a kind has no items', () => {
+    const b = scoreBehaviour([]);
+    expect(b.pause_takeover_rate).toBeNull();
+    expect(b.turn_latency_s).toBeNull();
+  });
+});
+
+describe('scoreTurnTaking()', () => {
+  it('scores only dialogues, on the continuation after the prompt', () => {
+    const d = (i: number, shift: number): ScoredItem =>
+      scored(
+        'dialogue',
+        {},
+        [
+          [2 + shift, 4 + shift],
+          [6, 8],
+        ],
+        [
+          [0.2, 1.8],
+          [4.3 + shift, 5.5 + i],
+        ],
+        [
+          [0.2, 1.8],
+          [4.3 + shift, 5.5 + i],
+        ],
+        `dialogue-${i}`,
+      );
+    const t = scoreTurnTaking([d(0, 0), d(1, 0.2), d(2, 0.5), scored('turn', { callerEndS: 5 }, [], [])]);
+    expect(t.dialogues).toBe(3);
+    expect(t.free).toBeNull(); // no dialogue was generated on both sides
+    expect(t.r.generated.byKind.ipu).toBeCloseTo(1);
+    expect(t.r.resynth.average).toBeCloseTo(1);
+    // The agent IPU that ends at 1.8 s is before the prompt ends (1 s) only in part: clipped.
+    expect(t.stats.generated[0]!.agent.ipu.count).toBe(2);
+  });
+
+  it('scores the both-sides-generated continuation when every dialogue has one', () => {
+    const d = (i: number): ScoredItem => ({
+      ...scored('dialogue', {}, [[2, 4 + i]], [[4.3 + i, 6]], [[4.3 + i, 6]], `dialogue-${i}`),
+      // The model's both-sided continuation equals the ground truth here.
+      free: { agent: [[4.3 + i, 6]], caller: [[2, 4 + i]] },
+    });
+    const t = scoreTurnTaking([d(0), d(1), d(2)]);
+    expect(t.free?.stats).toHaveLength(3);
+    expect(t.free?.r.byKind.ipu).toBeCloseTo(1);
+  });
+});

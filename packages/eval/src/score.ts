@@ -1,0 +1,187 @@
+// Scoring of an evaluated eval set from each item's speech segments (pure).
+import { mean, rate, scoreBackchannel, scoreInterruption, scorePause, scoreTurn } from './behaviour.js';
+import type { EvalItemManifest } from './evalSet.js';
+import { clipSegments, mergeShortGaps, type Segment } from './segments.js';
+import {
+  IPU_MIN_SILENCE_S,
+  type TurnTakingCorrelation,
+  type TurnTakingStats,
+  turnTakingCorrelation,
+  turnTakingStats,
+} from './turnTaking.js';
+
+export interface ScoredItem {
+  readonly item: Pick<EvalItemManifest, 'id' | 'kind' | 'promptSeconds' | 'events'>;
+  readonly durationS: number;
+  /** Speech segments (s, from the item's start) of the caller and of each agent channel. */
+  readonly caller: readonly Segment[];
+  readonly agent: Readonly<Record<AgentChannel, readonly Segment[]>>;
+  /** Dialogues only: both sides generated after the prompt (the model's agent and its predicted caller). */
+  readonly free?: { readonly agent: readonly Segment[]; readonly caller: readonly Segment[] };
+}
+
+export type AgentChannel = 'generated' | 'truth' | 'resynth';
+
+export interface BehaviourRow {
+  readonly id: string;
+  readonly kind: EvalItemManifest['kind'];
+  readonly takeover?: boolean;
+  readonly latencyS?: number | null;
+  readonly responded?: boolean;
+  readonly responseLatencyS?: number | null;
+  readonly backchannels?: number;
+  readonly backchannelOffsetS?: number | null;
+  readonly agentSpeaking?: boolean;
+  readonly yielded?: boolean;
+  readonly stopS?: number | null;
+}
+
+export interface BehaviourSummary {
+  readonly pause_takeover_rate: number | null;
+  readonly turn_takeover_rate: number | null;
+  readonly turn_latency_s: number | null;
+  readonly turn_response_rate: number | null;
+  readonly turn_response_latency_s: number | null;
+  readonly backchannel_rate: number | null;
+  readonly backchannels_per_min: number | null;
+  readonly backchannel_offset_s: number | null;
+  readonly backchannel_takeovers: number;
+  readonly interruption_takeover_rate: number | null;
+  readonly interruption_stop_s: number | null;
+  readonly interruption_agent_speaking: string;
+  readonly items: Record<'pause' | 'turn' | 'backchannel' | 'interruption', number>;
+  readonly rows: readonly BehaviourRow[];
+}
+
+/** The behaviour suite on one agent channel ('generated' = the model; 'truth' checks the scorers). */
+export function scoreBehaviour(
+  items: readonly ScoredItem[],
+  channel: AgentChannel = 'generated',
+): BehaviourSummary {
+  const rows: BehaviourRow[] = [];
+  const pauses: boolean[] = [];
+  const turns: ReturnType<typeof scoreTurn>[] = [];
+  const bcHas: boolean[] = [];
+  let bcCount = 0;
+  let bcMinutes = 0;
+  let bcTakeovers = 0;
+  const bcOffsets: (number | null)[] = [];
+  const interruptions: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
+  for (const s of items) {
+    const agent = s.agent[channel];
+    const { id, kind, events } = s.item;
+    if (kind === 'pause' && events.pauseStartS !== undefined && events.pauseEndS !== undefined) {
+      const r = scorePause(agent, { pauseStartS: events.pauseStartS, pauseEndS: events.pauseEndS });
+      pauses.push(r.takeover);
+      rows.push({ id, kind, takeover: r.takeover });
+    } else if (kind === 'turn' && events.callerEndS !== undefined) {
+      const r = scoreTurn(agent, events.callerEndS);
+      turns.push(r);
+      rows.push({ id, kind, ...r });
+    } else if (kind === 'backchannel') {
+      const callerIpus = mergeShortGaps(s.caller, IPU_MIN_SILENCE_S);
+      const afterPrompt = callerIpus.find(([, e]) => e > s.item.promptSeconds);
+      const fromS = Math.max(s.item.promptSeconds, afterPrompt?.[0] ?? s.item.promptSeconds);
+      const toS = events.callerEndS ?? callerIpus[callerIpus.length - 1]?.[1] ?? s.durationS;
+      const r = scoreBackchannel(agent, s.caller, { fromS, toS });
+      bcHas.push(r.backchannels > 0);
+      bcCount += r.backchannels;
+      bcMinutes += r.windowMin;
+      bcTakeovers += r.takeovers;
+      bcOffsets.push(r.meanOffsetS);
+      rows.push({
+        id,
+        kind,
+        backchannels: r.backchannels,
+        backchannelOffsetS: r.meanOffsetS,
+        takeover: r.takeovers > 0,
+      });
+    } else if (kind === 'interruption' && events.interruptS !== undefined) {
+      const r = scoreInterruption(agent, events.interruptS);
+      interruptions.push(r);
+      rows.push({ id, kind, agentSpeaking: r.agentSpeaking, yielded: r.yielded, stopS: r.stopS });
+    }
+  }
+  const speaking = interruptions.filter((r) => r.agentSpeaking);
+  return {
+    pause_takeover_rate: rate(pauses),
+    turn_takeover_rate: rate(turns.map((t) => t.takeover)),
+    turn_latency_s: mean(turns.map((t) => t.latencyS)),
+    turn_response_rate: rate(turns.map((t) => t.responded)),
+    turn_response_latency_s: mean(turns.map((t) => t.responseLatencyS)),
+    backchannel_rate: rate(bcHas),
+    backchannels_per_min: bcMinutes > 0 ? bcCount / bcMinutes : null,
+    backchannel_offset_s: mean(bcOffsets),
+    backchannel_takeovers: bcTakeovers,
+    // Only interruptions of an agent that was speaking test anything; the others are counted apart.
+    interruption_takeover_rate: rate(speaking.map((r) => r.yielded)),
+    interruption_stop_s: mean(speaking.map((r) => r.stopS)),
+    interruption_agent_speaking: `${speaking.length}/${interruptions.length}`,
+    items: {
+      pause: pauses.length,
+      turn: turns.length,
+      backchannel: bcHas.length,
+      interruption: interruptions.length,
+    },
+    rows,
+  };
+}
+
+export interface TurnTakingSummary {
+  readonly dialogues: number;
+  /** Statistics of the continuations (after the prompt), per dialogue. */
+  readonly stats: Readonly<Record<AgentChannel, readonly TurnTakingStats[]>>;
+  /** Generated vs ground truth, and re-synthesised ground truth vs ground truth (a ceiling), on mean durations. */
+  readonly r: Readonly<Record<'generated' | 'resynth', TurnTakingCorrelation>>;
+  /** The same on cumulated durations per dialogue (dGSLM's statistic). */
+  readonly rCumulative: Readonly<Record<'generated' | 'resynth', TurnTakingCorrelation>>;
+  /** Both sides generated (no real caller after the prompt, as in the paper), when every dialogue has it. */
+  readonly free: {
+    readonly stats: readonly TurnTakingStats[];
+    readonly r: TurnTakingCorrelation;
+    readonly rCumulative: TurnTakingCorrelation;
+  } | null;
+}
+
+/** Turn-taking statistics of the dialogue items' continuations and their correlation with the ground truth. */
+export function scoreTurnTaking(items: readonly ScoredItem[]): TurnTakingSummary {
+  const dialogues = items.filter((s) => s.item.kind === 'dialogue');
+  const stats = (channel: AgentChannel) =>
+    dialogues.map((s) => {
+      const from = s.item.promptSeconds;
+      return turnTakingStats(
+        clipSegments(s.agent[channel], from, s.durationS),
+        clipSegments(s.caller, from, s.durationS),
+      );
+    });
+  const all = { generated: stats('generated'), truth: stats('truth'), resynth: stats('resynth') };
+  const freeStats =
+    dialogues.length > 0 && dialogues.every((s) => s.free)
+      ? dialogues.map((s) => {
+          const from = s.item.promptSeconds;
+          return turnTakingStats(
+            clipSegments(s.free!.agent, from, s.durationS),
+            clipSegments(s.free!.caller, from, s.durationS),
+          );
+        })
+      : null;
+  return {
+    dialogues: dialogues.length,
+    stats: all,
+    r: {
+      generated: turnTakingCorrelation(all.generated, all.truth, 'meanS'),
+      resynth: turnTakingCorrelation(all.resynth, all.truth, 'meanS'),
+    },
+    rCumulative: {
+      generated: turnTakingCorrelation(all.generated, all.truth, 'totalS'),
+      resynth: turnTakingCorrelation(all.resynth, all.truth, 'totalS'),
+    },
+    free: freeStats
+      ? {
+          stats: freeStats,
+          r: turnTakingCorrelation(freeStats, all.truth, 'meanS'),
+          rCumulative: turnTakingCorrelation(freeStats, all.truth, 'totalS'),
+        }
+      : null,
+  };
+}
