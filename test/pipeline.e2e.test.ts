@@ -7,6 +7,7 @@ import { CallSetupError, DuetControl } from '@duet/runtime';
 import { metricValue } from '@duet/runtime/testing';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mediaTestModel } from './mediaModel.js';
 
 // The whole call loop over a real nats-server, every service its own process, default models:
 // audio in -> units -> agent units -> audio out, for two calls at once (G.711 and Opus).
@@ -15,7 +16,10 @@ let system: RunningSystem;
 let control: DuetControl;
 
 beforeAll(async () => {
-  system = await launchSystem({ env: { inference: { DUET_INFERENCE_SLOTS: '2' } } });
+  system = await launchSystem({
+    dialogueModel: await mediaTestModel(),
+    env: { inference: { DUET_INFERENCE_SLOTS: '2' } },
+  });
   control = new DuetControl(system.addresses);
 });
 

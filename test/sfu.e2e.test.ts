@@ -8,6 +8,7 @@ import { mintCallToken } from '@duet/sfu/token';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { mediaTestModel } from './mediaModel.js';
 import {
   type Browser,
   launchChromium,
@@ -30,7 +31,7 @@ const figures: Record<string, number> = {};
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'duet-sfu-e2e-'));
   writeCallerWav(join(dir, 'caller.wav'));
-  system = await launchSystem();
+  system = await launchSystem({ dialogueModel: await mediaTestModel() });
   sfu = await startSfu(system, { DUET_SFU_JOIN_TIMEOUT_MS: '1500' });
   browser = await launchChromium(join(dir, 'caller.wav'));
 });

@@ -12,6 +12,7 @@ import { metricValue } from '@duet/runtime/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { mediaTestModel } from './mediaModel.js';
 import { exportedSampleNames, metricNames } from './promqlNames.js';
 import {
   runSipp,
@@ -37,7 +38,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'duet-sip-e2e-'));
   writeSippAudio(dir);
   writeDtmfPcap(join(dir, 'dtmf.pcap'), 7);
-  system = await launchSystem({ env: { inference: { DUET_INFERENCE_SLOTS: String(SLOTS) } } });
+  system = await launchSystem({
+    dialogueModel: await mediaTestModel(),
+    env: { inference: { DUET_INFERENCE_SLOTS: String(SLOTS) } },
+  });
   bridge = await startSipBridge(system, {
     DUET_SIP_RTP_TIMEOUT_MS: '3000',
     // Rings before answering, so that a CANCEL can arrive first.
