@@ -12,7 +12,7 @@ import {
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, UNTRAINED_DIALOGUE_MODEL } from '@duet/engine/tiny';
+import { repoRoot } from '@duet/engine/tiny';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { exportedSampleNames, metricNames } from './promqlNames.js';
@@ -230,35 +230,22 @@ describe('Dockerfiles (deploy/docker)', () => {
       // Every DUET_ variable set in the image is one the service reads.
       const vars = configVariables().get(s)!;
       for (const m of last.matchAll(/\b(DUET_[A-Z0-9_]+)=/g)) expect(vars, m[1]).toContain(m[1]);
-      // Models copied from the repository exist; the *_MODEL variable points into the copy.
-      for (const m of text.matchAll(/^COPY (models\/\S+) (\S+)/gm)) {
+      // Models copied from the repository into the runtime image exist; the *_MODEL variable
+      // points into the copy (inference copies its model through a stage of its own).
+      for (const m of last.matchAll(/^COPY (models\/\S+) (\S+)/gm)) {
         expect(existsSync(at(m[1]!, 'manifest.json'))).toBe(true);
         expect(text).toMatch(new RegExp(`DUET_${s.toUpperCase()}_MODEL=${m[2]}/manifest.json`));
       }
     });
   }
 
-  it('inference bakes in the same untrained dialogue model the services run locally', () => {
+  it('inference bakes in the committed default dialogue model (or exports a given checkpoint)', () => {
     const text = read('deploy/docker/inference.Dockerfile');
-    const spec = UNTRAINED_DIALOGUE_MODEL;
-    const want: Record<string, number | string | undefined> = {
-      layers: spec.layers,
-      hidden: spec.hidden,
-      heads: spec.heads,
-      'kv-heads': spec.kvHeads,
-      'head-dim': spec.headDim,
-      intermediate: spec.intermediate,
-      vocab: spec.vocab,
-      'max-context': spec.maxContext,
-      seed: spec.seed ?? 0,
-      'rope-scaling': spec.ropeScaling ?? 'none',
-      'unit-base': spec.unitBase,
-      'unit-count': spec.unitCount,
-      s0: spec.s0,
-      s1: spec.s1,
-    };
-    for (const [flag, v] of Object.entries(want)) expect(text, flag).toMatch(new RegExp(`--${flag} ${v}\\b`));
-    expect(spec.tied ?? false).toBe(false);
+    expect(existsSync(join(repoRoot, 'models/default/dialogue/manifest.json'))).toBe(true);
+    expect(text).toContain('COPY models/default/dialogue /default-dialogue');
+    expect(text).toMatch(/cp -r \/default-dialogue \/models\/dialogue/);
+    expect(text).toMatch(/duet-export llama --checkpoint \/checkpoint --out \/models\/dialogue/);
+    expect(text).toContain('COPY --from=model /models/dialogue /app/models/dialogue');
     expect(text).toContain('DUET_INFERENCE_MODEL=/app/models/dialogue/manifest.json');
   });
 
@@ -666,6 +653,7 @@ describe('Helm chart rendered (deploy/helm/render: text/template + sprig, as Hel
     expect(env.DUET_SIP_MEDIA_IP).toBe('fieldRef:status.podIP');
     expect(env.DUET_SIP_ANNOUNCED_IP).toBe('fieldRef:status.hostIP');
     expect(env.DUET_SIP_INFERENCE_ADDR).toBe('duet-inference:50051');
+    expect(env.DUET_SIP_ANSWER_ON).toBe('media');
     expect(c.image).toMatch(/duet-sip-bridge:/);
     const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'duet-sip-bridge-trunks')!;
     expect(JSON.parse((secret.stringData as Record<string, string>)['trunks.json']!)).toEqual(trunks);

@@ -7,12 +7,11 @@
 # network at runtime (models are in the image or on a mounted volume).
 
 # --- the dialogue model ----------------------------------------------------------------------
-# Until a trained default dialogue model ships, the image carries the project's untrained
-# dialogue model (UNTRAINED_DIALOGUE_MODEL in packages/engine/src/tiny/exportTool.ts): a random-
-# weight Llama in the default units' vocabulary, exported by tools/export to duet.synclm/1.
-# Bake in your own Hugging Face Llama checkpoint (units + [S0]/[S1], duet_tokens.json) with
+# By default the image carries the committed default dialogue model (models/default/dialogue,
+# trained by `tools/recipe/duet-recipe default-dialogue`, duet.synclm/1) as it is.
+# Bake in your own Hugging Face Llama checkpoint (units + [S0]/[S1], duet_tokens.json) instead with
 #   docker build --build-context checkpoint=path/to/llama-units -f deploy/docker/inference.Dockerfile .
-# or mount a model at run time and set DUET_INFERENCE_MODEL.
+# (exported here by tools/export), or mount a model at run time and set DUET_INFERENCE_MODEL.
 FROM scratch AS checkpoint
 
 FROM python:3.12.12-slim-bookworm AS model
@@ -22,19 +21,18 @@ ENV PIP_INDEX_URL=${PIP_INDEX_URL} PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} PI
     DUET_PYTHON=/usr/local/bin/python
 WORKDIR /src
 COPY tools/requirements.txt tools/requirements.txt
-RUN pip install -r tools/requirements.txt
 COPY tools/export tools/export
+COPY models/default/dialogue /default-dialogue
 COPY --from=checkpoint / /checkpoint/
+# torch and the exporter are installed only when a checkpoint is given.
 RUN set -eu; \
-    ckpt=/checkpoint; \
-    if [ ! -f /checkpoint/config.json ]; then \
-      ckpt=/tmp/untrained; \
-      tools/export/duet-export tiny --out "$ckpt" --layers 2 --hidden 128 --heads 4 --kv-heads 2 \
-        --head-dim 32 --intermediate 344 --vocab 130 --max-context 2048 --seed 11 \
-        --rope-scaling none --unit-base 0 --unit-count 128 --s0 128 --s1 129; \
+    if [ -f /checkpoint/config.json ]; then \
+      pip install -r tools/requirements.txt; \
+      tools/export/duet-export llama --checkpoint /checkpoint --out /models/dialogue --quiet; \
+    else \
+      mkdir -p /models && cp -r /default-dialogue /models/dialogue; \
     fi; \
-    tools/export/duet-export llama --checkpoint "$ckpt" --out /models/dialogue --quiet; \
-    rm -rf /checkpoint /tmp/untrained
+    rm -rf /checkpoint /default-dialogue
 
 # --- build ----------------------------------------------------------------------------------
 FROM node:22.21.1-bookworm-slim AS build
