@@ -150,6 +150,11 @@ describe('SIPp calls', () => {
       const callId = await waitFor('the call to be answered', async () =>
         [...bridge.answered.values()].find((id) => !known.has(id)),
       );
+      // The 200 OK may precede the call services (DUET_SIP_ANSWER_ON=media): the agent hangs up a
+      // call that is open on them.
+      await waitFor('the call services to open the call', async () =>
+        [...bridge.ready.values()].includes(callId) ? true : undefined,
+      );
       await new Promise((r) => setTimeout(r, 1_000));
       await control.closeCall(callId, 'test: the agent hangs up');
       await run;
@@ -194,6 +199,7 @@ describe('SIPp calls', () => {
       refused: await sip('duet_sip_errors_total', { reason: 'no_capacity' }),
       out: await sip('duet_sip_rtp_packets_total', { direction: 'out' }),
       r503: await sip('duet_sip_responses_total', { code: '503' }),
+      failedAfterAnswer: await sip('duet_sip_errors_total', { reason: 'setup_failed_after_answer' }),
     };
     const calls = 3 * SLOTS;
     // Each call either plays 3 s of audio and hangs up or checks the 503's Retry-After (burst.xml).
@@ -205,6 +211,11 @@ describe('SIPp calls', () => {
     expect(accepted).toBeGreaterThan(0);
     expect(accepted).toBeLessThanOrEqual(SLOTS);
     expect((await sip('duet_sip_responses_total', { code: '503' })) - before.r503).toBe(refused);
+    // Answered (DUET_SIP_ANSWER_ON=media: possibly before the call services opened): none of them
+    // was then refused by the services (capacity is admitted before the 200, not after).
+    expect(await sip('duet_sip_errors_total', { reason: 'setup_failed_after_answer' })).toBe(
+      before.failedAfterAnswer,
+    );
     // Every answered call heard the agent for most of its 3 s.
     expect((await sip('duet_sip_rtp_packets_total', { direction: 'out' })) - before.out).toBeGreaterThan(
       accepted * 80,

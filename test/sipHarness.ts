@@ -15,6 +15,8 @@ export interface SipBridgeProcess {
   readonly port: number;
   /** Answered calls: SIP Call-ID -> Duet call id (from the bridge's log). */
   readonly answered: Map<string, string>;
+  /** Calls open on every call service with their audio wired: SIP Call-ID -> Duet call id. */
+  readonly ready: Map<string, string>;
   /** Every "SIP call ended" log line so far. */
   readonly ended: Record<string, unknown>[];
 }
@@ -25,6 +27,7 @@ export async function startSipBridge(
 ): Promise<SipBridgeProcess> {
   let port = 0;
   const answered = new Map<string, string>();
+  const ready = new Map<string, string>();
   const ended: Record<string, unknown>[] = [];
   // Port ranges of their own per run, so that parallel runs on one machine do not collide.
   const base = 50_000 + Math.floor(Math.random() * 50) * 200;
@@ -49,10 +52,11 @@ export async function startSipBridge(
     onLog: (entry) => {
       if (entry.msg === 'sip listening') port = Number(entry.sipPort);
       if (entry.msg === 'SIP call answered') answered.set(String(entry.sipCallId), String(entry.callId));
+      if (entry.msg === 'SIP call services ready') ready.set(String(entry.sipCallId), String(entry.callId));
       if (entry.msg === 'SIP call ended') ended.push(entry);
     },
   });
-  return { proc, port, answered, ended };
+  return { proc, port, answered, ready, ended };
 }
 
 export interface SippResult {

@@ -10,6 +10,12 @@ describe('sipConfig', () => {
     expect([c.DUET_SIP_PORT, c.DUET_SIP_TRANSPORTS]).toEqual([5060, 'udp,tcp']);
     expect(c.DUET_SIP_TRUNKS).toEqual([{ name: 'local', allow: ['127.0.0.0/8', '::1/128'] }]);
     expect(c.DUET_SIP_CODECS).toEqual(['OPUS', 'PCMU', 'PCMA']);
+    expect(c.DUET_SIP_ANSWER_ON).toBe('media');
+  });
+
+  it('DUET_SIP_ANSWER_ON: media (default) or services', () => {
+    expect(load({ DUET_SIP_ANSWER_ON: 'services' }).DUET_SIP_ANSWER_ON).toBe('services');
+    expect(load({ DUET_SIP_ANSWER_ON: 'media' }).DUET_SIP_ANSWER_ON).toBe('media');
   });
 
   it('reads trunks as JSON, with credentials', () => {
@@ -30,6 +36,8 @@ describe('sipConfig', () => {
       { DUET_SIP_CODECS: 'PCMU,G729' },
       { DUET_SIP_TRANSPORTS: 'sctp' },
       { DUET_SIP_MAX_MESSAGE_BYTES: '100' },
+      { DUET_SIP_ANSWER_ON: 'ringing' },
+      { DUET_SIP_ANSWER_ON: 'MEDIA' },
     ]) {
       const key = Object.keys(env)[0]!;
       expect(() => load(env), key).toThrow(ConfigError);

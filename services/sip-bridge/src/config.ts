@@ -59,6 +59,15 @@ export const sipConfig = {
   DUET_SIP_RETRY_AFTER_S: env.int(5, 1, 3_600),
   /** Ring this long (180 Ringing) before answering (0: answer as soon as the call is set up). */
   DUET_SIP_ANSWER_DELAY_MS: env.int(0, 0, 60_000),
+  /**
+   * When the 200 OK may go out. media: once the call is admitted and its caller-facing RTP socket
+   * (the port of the SDP answer) is bound, while the mediasoup side and the call services are set
+   * up behind it (a failure there after the answer ends the call with a BYE carrying Reason
+   * cause=503); services: only once the call is open on inference, tokenizer and vocoder with its
+   * audio wired (audio from the first packet; every setup failure is a 503). Admission (capacity,
+   * limits) is the same for both.
+   */
+  DUET_SIP_ANSWER_ON: env.oneOf(['media', 'services'] as const, 'media'),
   /** A call with no RTP from the caller for this long is ended (BYE); paused while on hold. */
   DUET_SIP_RTP_TIMEOUT_MS: env.int(30_000, 1_000, 3_600_000),
   /** RFC 3261 T1 (RTT estimate) for retransmissions; T2 caps the interval. */

@@ -19,6 +19,7 @@ export type SipErrorReason =
   | 'no_dialog'
   | 'not_allowed'
   | 'setup_failed'
+  | 'setup_failed_after_answer'
   | 'cancelled'
   | 'ack_timeout';
 
@@ -29,6 +30,7 @@ export type SipEndReason =
   | 'closed_by_service'
   | 'media_closed'
   | 'ack_timeout'
+  | 'setup_failed'
   | 'shutdown';
 
 export function createSipMetrics(registry: Registry) {
@@ -75,8 +77,14 @@ export function createSipMetrics(registry: Registry) {
     }),
     setupMs: new Histogram({
       name: 'duet_sip_call_setup_ms',
-      help: 'INVITE received to 200 OK sent (media and every call service open), without the ring delay',
+      help: "INVITE received to 200 OK sent, without the ring delay (DUET_SIP_ANSWER_ON=media: the caller's RTP socket bound; services: the call open on every call service too)",
       buckets: STAGE_MS_BUCKETS,
+      registers,
+    }),
+    servicesReadyMs: new Histogram({
+      name: 'duet_sip_services_ready_ms',
+      help: 'INVITE received to the call open on every call service with its audio wired both ways (calls whose setup succeeded)',
+      buckets: [5, 10, 20, 30, 50, 80, 100, 160, 240, 320, 480, 640, 1000, 1500, 2000, 3000, 5000],
       registers,
     }),
     durationSeconds: new Histogram({

@@ -23,13 +23,26 @@ import { type CallBackend, type MediaHandle, NoCapacityError, SipUas } from './u
 
 /** Free call slots per inference worker, from its heartbeats (stale ones are ignored). */
 class CapacityView {
-  private readonly workers = new Map<string, { free: number; at: number }>();
-  /** Calls this bridge is opening (not yet in a heartbeat). */
+  private readonly workers = new Map<string, { free: number; at: number; unseen: number }>();
+  /** Calls this bridge is opening (not yet placed: not in any heartbeat). */
   pending = 0;
 
   update(hb: WorkerHeartbeat, now: number): void {
+    // A heartbeat counts every call placed on its worker so far (unseen: placed since the last one).
     if (hb.leaving) this.workers.delete(hb.workerId);
-    else this.workers.set(hb.workerId, { free: hb.capacity - hb.activeCalls, at: now });
+    else this.workers.set(hb.workerId, { free: hb.capacity - hb.activeCalls, at: now, unseen: 0 });
+  }
+
+  /** A call this bridge opened was placed on `workerId`: counted until that worker's next heartbeat. */
+  placed(workerId: string): void {
+    const w = this.workers.get(workerId);
+    if (w) w.unseen++;
+  }
+
+  /** True when at least one worker's heartbeat is fresh (hasCapacity then rests on figures). */
+  known(now: number): boolean {
+    for (const w of this.workers.values()) if (now - w.at <= 2_000) return true;
+    return false;
   }
 
   /** True unless every fresh worker is known to be full (no heartbeat yet: let inference decide). */
@@ -39,7 +52,7 @@ class CapacityView {
     for (const w of this.workers.values()) {
       if (now - w.at > 2_000) continue;
       known = true;
-      free += w.free;
+      free += w.free - w.unseen;
     }
     return !known || free - this.pending > 0;
   }
@@ -88,49 +101,67 @@ export async function startSipBridge(ctx: ServiceContext<SipConfig>): Promise<Se
 
   const backend: CallBackend = {
     hasCapacity: () => capacity.hasCapacity(Date.now()),
+    capacityKnown: () => capacity.known(Date.now()),
     async open(request) {
       const slot = pool.pick();
       if (!slot) throw new Error('no live media worker');
       slot.calls++;
+      // Counted from here until the call is placed on inference (or its setup failed).
       capacity.pending++;
       let media: SipMedia;
       try {
-        media = await SipMedia.open(
-          {
-            callId: request.callId,
-            slot,
-            control,
-            negotiated: request.negotiated,
-            mediaIp: config.DUET_SIP_MEDIA_IP,
-            ...(config.DUET_SIP_ANNOUNCED_IP ? { announcedIp: config.DUET_SIP_ANNOUNCED_IP } : {}),
-            rtpPortMin: config.DUET_SIP_RTP_PORT_MIN,
-            rtpPortMax: config.DUET_SIP_RTP_PORT_MAX,
-            comedia: config.DUET_SIP_COMEDIA,
-            onDtmf: request.onDtmf,
-            onStranger: (address) =>
-              log.warn(
-                { callId: request.callId, from: address, expected: request.negotiated.remote },
-                'RTP from an address other than the SDP one dropped (set DUET_SIP_COMEDIA=true for callers behind NAT)',
-              ),
-            onClosed: request.onMediaClosed,
-          },
-          request.isCancelled,
-        );
+        media = await SipMedia.create({
+          callId: request.callId,
+          slot,
+          negotiated: request.negotiated,
+          mediaIp: config.DUET_SIP_MEDIA_IP,
+          ...(config.DUET_SIP_ANNOUNCED_IP ? { announcedIp: config.DUET_SIP_ANNOUNCED_IP } : {}),
+          rtpPortMin: config.DUET_SIP_RTP_PORT_MIN,
+          rtpPortMax: config.DUET_SIP_RTP_PORT_MAX,
+          comedia: config.DUET_SIP_COMEDIA,
+          onDtmf: request.onDtmf,
+          onStranger: (address) =>
+            log.warn(
+              { callId: request.callId, from: address, expected: request.negotiated.remote },
+              'RTP from an address other than the SDP one dropped (set DUET_SIP_COMEDIA=true for callers behind NAT)',
+            ),
+          onClosed: request.onMediaClosed,
+        });
       } catch (error) {
         slot.calls--;
-        if (error instanceof CallSetupError && error.code === GrpcStatus.RESOURCE_EXHAUSTED) {
-          throw new NoCapacityError(error.message);
-        }
-        throw error;
-      } finally {
         capacity.pending--;
+        throw error;
       }
       let seenIn = 0;
       let seenOut = 0;
       let released = false;
+      let servicesStarted = false;
+      // capacity.pending counts this call until it is placed, fails, or is released unopened.
+      let counted = true;
+      const uncount = () => {
+        if (!counted) return;
+        counted = false;
+        capacity.pending--;
+      };
       const handle: MediaHandle = {
         port: media.localPort,
         timings: media.timings,
+        async openServices() {
+          if (servicesStarted) throw new Error('openServices called twice');
+          servicesStarted = true;
+          try {
+            const call = await media.openServices(control, request.isCancelled);
+            capacity.placed(call.placement.workerId);
+          } catch (error) {
+            handle.close();
+            if (error instanceof CallSetupError && error.code === GrpcStatus.RESOURCE_EXHAUSTED) {
+              throw new NoCapacityError(error.message);
+            }
+            throw error;
+          } finally {
+            uncount();
+          }
+        },
         setHeld: (held) => media.setHeld(held),
         idleMs: (now) => (media.front.isHeld ? undefined : now - media.front.lastInbound),
         takeCounts: () => {
@@ -145,6 +176,8 @@ export async function startSipBridge(ctx: ServiceContext<SipConfig>): Promise<Se
           released = true;
           slot.calls--;
           media.close();
+          // A call whose services phase never started is no longer being opened.
+          if (!servicesStarted) uncount();
         },
       };
       return handle;
@@ -169,6 +202,7 @@ export async function startSipBridge(ctx: ServiceContext<SipConfig>): Promise<Se
     maxCallsPerSource: config.DUET_SIP_MAX_CALLS_PER_SOURCE,
     retryAfterS: config.DUET_SIP_RETRY_AFTER_S,
     answerDelayMs: config.DUET_SIP_ANSWER_DELAY_MS,
+    answerOn: config.DUET_SIP_ANSWER_ON,
     rtpTimeoutMs: config.DUET_SIP_RTP_TIMEOUT_MS,
     t1Ms: config.DUET_SIP_T1_MS,
     t2Ms: config.DUET_SIP_T2_MS,

@@ -1,11 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { header, parseMessage, parseNameAddr, type SipResponse } from './sipMessage.js';
-import { OFFER, request, testBackend, testFlow, testUas } from './uasTesting.js';
+import { deferred, OFFER, request, testBackend, testFlow, testUas } from './uasTesting.js';
 
 const settle = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 const toTagOf = (r: SipResponse | undefined) => parseNameAddr(r ? (header(r, 'to') ?? '') : '').tag ?? '';
 const codes = (flow: ReturnType<typeof testFlow>) => flow.responses().map((r) => r.status);
+/** The codes without retransmissions (Timer G resends a final response until its ACK). */
+const once = (flow: ReturnType<typeof testFlow>) =>
+  codes(flow).filter((c, i, a) => i === 0 || a[i - 1] !== c);
 
 describe('SipUas', () => {
   it('answers an INVITE with 100, 180, then 200 with an SDP answer; the ACK stops the 2xx retransmissions; BYE ends it', async () => {
@@ -62,7 +65,7 @@ describe('SipUas', () => {
 
   it('refuses at once with 503 and Retry-After when there is no capacity, before or at the services', async () => {
     const backend = testBackend();
-    const { uas, metrics } = testUas(backend);
+    const { uas, metrics } = testUas(backend, { answerOn: 'services' });
     const flow = testFlow();
     backend.capacity = false;
     uas.receive(request({ method: 'INVITE', body: OFFER, callId: 'a' }), flow);
@@ -73,8 +76,188 @@ describe('SipUas', () => {
     uas.receive(request({ method: 'INVITE', body: OFFER, callId: 'b' }), flow);
     await settle();
     expect(codes(flow)).toEqual([503, 100, 180, 503]);
+    expect(header(flow.responses()[3]!, 'retry-after')).toBe('5');
+    // The final response keeps the To tag of the 180 (one early dialog).
+    expect(toTagOf(flow.responses()[3])).toBe(toTagOf(flow.responses()[2]));
     expect((await metrics.errors.get()).values.find((v) => v.labels.reason === 'no_capacity')?.value).toBe(2);
     expect(uas.activeCalls).toBe(0);
+    expect(backend.handles[0]!.released).toBe(true);
+    uas.close();
+  });
+
+  it('DUET_SIP_ANSWER_ON=media: the 200 OK goes out before the call services are ready', async () => {
+    const backend = testBackend();
+    const gate = deferred();
+    backend.gate = gate.promise;
+    const { uas, metrics } = testUas(backend);
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle();
+    expect(codes(flow)).toEqual([100, 180, 200]);
+    expect(backend.ready).toEqual([]);
+    expect((await metrics.setupMs.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
+    expect(
+      (await metrics.servicesReadyMs.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0,
+    ).toBe(0);
+    uas.receive(request({ method: 'ACK', toTag: toTagOf(flow.responses()[2]) }), flow);
+    gate.resolve();
+    await settle();
+    expect(backend.ready).toHaveLength(1);
+    expect(
+      (await metrics.servicesReadyMs.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value,
+    ).toBe(1);
+    expect(flow.sent.some((d) => d.toString().startsWith('BYE '))).toBe(false);
+    expect(uas.activeCalls).toBe(1);
+    uas.close();
+  });
+
+  it('DUET_SIP_ANSWER_ON=services keeps the old order: the 200 OK only once the services are ready', async () => {
+    const backend = testBackend();
+    const gate = deferred();
+    backend.gate = gate.promise;
+    const { uas } = testUas(backend, { answerOn: 'services' });
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle(20);
+    expect(codes(flow)).toEqual([100, 180]);
+    gate.resolve();
+    await settle();
+    expect(codes(flow)).toEqual([100, 180, 200]);
+    expect(backend.ready).toHaveLength(1);
+    uas.close();
+  });
+
+  it('capacity not backed by fresh heartbeats: the 200 OK waits for the services, whose refusal is a 503', async () => {
+    const backend = testBackend();
+    backend.known = false;
+    backend.full = true;
+    const { uas } = testUas(backend);
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle();
+    expect(codes(flow)).toEqual([100, 180, 503]);
+    expect(header(flow.responses()[2]!, 'retry-after')).toBe('5');
+    expect(uas.activeCalls).toBe(0);
+    uas.close();
+  });
+
+  it('the services fail after the answer: BYE with Reason cause=503 once the ACK came, counted, everything released', async () => {
+    const backend = testBackend();
+    const gate = deferred();
+    backend.gate = gate.promise;
+    backend.fail = new Error('vocoder unreachable');
+    const { uas, metrics, warnings } = testUas(backend);
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle();
+    expect(codes(flow)).toEqual([100, 180, 200]);
+    gate.resolve();
+    await settle();
+    // No BYE before the ACK of the 200 (RFC 3261 15); the media and the services are released already.
+    expect(flow.sent.some((d) => d.toString().startsWith('BYE '))).toBe(false);
+    expect(backend.handles[0]!.released).toBe(true);
+    expect(backend.closed).toEqual(backend.opened);
+    uas.receive(request({ method: 'ACK', toTag: toTagOf(flow.responses()[2]) }), flow);
+    const bye = flow.sent.map((d) => d.toString()).find((d) => d.startsWith('BYE '));
+    expect(bye).toMatch(/\r\nReason: SIP;cause=503;text="call setup failed: vocoder unreachable"\r\n/);
+    expect(uas.activeCalls).toBe(0);
+    const errors = (await metrics.errors.get()).values;
+    expect(errors.find((v) => v.labels.reason === 'setup_failed_after_answer')?.value).toBe(1);
+    expect(errors.find((v) => v.labels.reason === 'setup_failed')).toBeUndefined();
+    expect((await metrics.ended.get()).values.map((v) => [v.labels.reason, v.value])).toEqual([
+      ['setup_failed', 1],
+    ]);
+    expect(warnings).toHaveLength(1);
+    uas.close();
+  });
+
+  it('the services fail after an answer already acknowledged: the BYE (cause 503) goes out at once', async () => {
+    const backend = testBackend();
+    const gate = deferred();
+    backend.gate = gate.promise;
+    backend.full = true;
+    const { uas, metrics } = testUas(backend);
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle();
+    uas.receive(request({ method: 'ACK', toTag: toTagOf(flow.responses()[2]) }), flow);
+    gate.resolve();
+    await settle();
+    const bye = flow.sent.map((d) => d.toString()).find((d) => d.startsWith('BYE '));
+    expect(bye).toMatch(/\r\nReason: SIP;cause=503;text="no inference capacity"\r\n/);
+    expect(uas.activeCalls).toBe(0);
+    expect(
+      (await metrics.errors.get()).values.find((v) => v.labels.reason === 'setup_failed_after_answer')?.value,
+    ).toBe(1);
+    uas.close();
+  });
+
+  it('the services fail before the answer (ringing): 503 + Retry-After, never answered', async () => {
+    const backend = testBackend();
+    backend.fail = new Error('tokenizer unreachable');
+    const { uas, metrics } = testUas(backend, { answerDelayMs: 200 });
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle();
+    expect(codes(flow)).toEqual([100, 180, 503]);
+    expect(header(flow.responses()[2]!, 'retry-after')).toBe('5');
+    await settle(300);
+    // The ring delay passed: still no 200.
+    expect(once(flow)).toEqual([100, 180, 503]);
+    expect(uas.activeCalls).toBe(0);
+    expect(backend.handles[0]!.released).toBe(true);
+    expect(backend.closed).toEqual(backend.opened);
+    expect((await metrics.errors.get()).values.find((v) => v.labels.reason === 'setup_failed')?.value).toBe(
+      1,
+    );
+    uas.close();
+  });
+
+  it('CANCEL during the services phase: 487, the media released, the services closed', async () => {
+    const backend = testBackend();
+    const gate = deferred();
+    backend.gate = gate.promise;
+    const { uas } = testUas(backend, { answerDelayMs: 1_000 });
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER, branch: 'z9hG4bKcs' }), flow);
+    await settle();
+    uas.receive(request({ method: 'CANCEL', branch: 'z9hG4bKcs' }), flow);
+    expect(codes(flow)).toEqual([100, 180, 200, 487]);
+    expect(header(flow.responses()[2]!, 'cseq')).toMatch(/CANCEL/);
+    expect(backend.handles[0]!.released).toBe(true);
+    expect(uas.activeCalls).toBe(0);
+    // The services answer late: the call is closed on them again, never answered, no BYE.
+    gate.resolve();
+    await settle(50);
+    expect(backend.ready).toEqual([]);
+    expect(backend.closed.every((id) => id === backend.opened[0])).toBe(true);
+    expect(backend.closed.length).toBeGreaterThanOrEqual(1);
+    expect(once(flow)).toEqual([100, 180, 200, 487]);
+    expect(flow.sent.some((d) => d.toString().startsWith('BYE '))).toBe(false);
+    uas.close();
+  });
+
+  it('BYE from the caller during the services phase (after the answer): everything released, no BYE back', async () => {
+    const backend = testBackend();
+    const gate = deferred();
+    backend.gate = gate.promise;
+    const { uas, metrics } = testUas(backend);
+    const flow = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
+    await settle();
+    const toTag = toTagOf(flow.responses()[2]);
+    uas.receive(request({ method: 'ACK', toTag }), flow);
+    uas.receive(request({ method: 'BYE', toTag, cseq: 2 }), flow);
+    expect(codes(flow).at(-1)).toBe(200);
+    expect(backend.handles[0]!.released).toBe(true);
+    gate.resolve();
+    await settle();
+    expect(backend.ready).toEqual([]);
+    expect(uas.activeCalls).toBe(0);
+    expect(flow.sent.some((d) => d.toString().startsWith('BYE '))).toBe(false);
+    expect(
+      (await metrics.errors.get()).values.find((v) => v.labels.reason === 'setup_failed_after_answer'),
+    ).toBeUndefined();
     uas.close();
   });
 

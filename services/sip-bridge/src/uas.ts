@@ -36,8 +36,14 @@ export interface Flow {
 export interface MediaHandle {
   /** The RTP port the caller sends to (the SDP answer's). */
   readonly port: number;
-  /** Where the setup time went (ms), for the log. */
-  readonly timings?: Readonly<Record<string, number>>;
+  /** Where the setup time went (ms), for the log (filled in as the phases complete). */
+  readonly timings?: Readonly<Record<string, number | undefined>>;
+  /**
+   * The services phase: opens the call on every call service and wires the audio both ways.
+   * Rejects with NoCapacityError when inference is full, else with the failure; on rejection the
+   * media is already released (close() stays safe to call). Called once.
+   */
+  openServices(): Promise<void>;
   setHeld(held: boolean): void;
   /** ms since the caller's last RTP, or undefined while on hold. */
   idleMs(now: number): number | undefined;
@@ -53,7 +59,16 @@ export class NoCapacityError extends Error {
 export interface CallBackend {
   /** False when no inference worker is known to have room: the INVITE is refused at once. */
   hasCapacity(): boolean;
-  /** Media plus the call on every service; throws NoCapacityError when the services are full. */
+  /**
+   * True when hasCapacity() rests on fresh inference heartbeats. When it does not (none yet, or
+   * all stale: inference may be down), a call is answered only once the services opened it,
+   * whatever DUET_SIP_ANSWER_ON says, so that a call inference cannot take gets a 503, not a BYE.
+   */
+  capacityKnown(): boolean;
+  /**
+   * The local phase of a call's media (router, transports, the caller's RTP socket): resolves once
+   * the port of the SDP answer exists; the call services are opened by the handle's openServices().
+   */
   open(request: {
     callId: string;
     negotiated: Negotiated;
@@ -64,6 +79,13 @@ export interface CallBackend {
   /** Closes the call on the call services (idempotent). */
   closeCall(callId: string, reason: string): void;
 }
+
+/**
+ * When an INVITE is answered: `media` once the caller-facing media endpoint (the RTP port of the
+ * SDP answer) exists, the rest of the media and the call services being set up behind the 200 OK;
+ * `services` once the call is open on every call service with its audio wired.
+ */
+export type AnswerOn = 'media' | 'services';
 
 export interface UasOptions {
   readonly log: Logger;
@@ -82,6 +104,7 @@ export interface UasOptions {
   readonly maxCallsPerSource: number;
   readonly retryAfterS: number;
   readonly answerDelayMs: number;
+  readonly answerOn: AnswerOn;
   readonly rtpTimeoutMs: number;
   readonly t1Ms: number;
   readonly t2Ms: number;
@@ -158,6 +181,12 @@ interface SipCall {
   localCseq: number;
   remoteCseq: number;
   answeredAt: number | undefined;
+  /** The 200 OK waiting for the ring delay (DUET_SIP_ANSWER_DELAY_MS). */
+  answerTimer: NodeJS.Timeout | undefined;
+  /** The call is open on every call service with its audio wired. */
+  servicesReady: boolean;
+  /** Why the call services failed after the 200 OK went out (a BYE with cause 503 follows the ACK). */
+  failedAfterAnswer: string | undefined;
   /** The 2xx being retransmitted until its ACK. */
   pendingAck: { cseq: number; timers: NodeJS.Timeout[]; deadline: NodeJS.Timeout } | undefined;
 }
@@ -489,6 +518,9 @@ export class SipUas {
       localCseq: 1,
       remoteCseq: parseCSeq(header(req, 'cseq')!).seq,
       answeredAt: undefined,
+      answerTimer: undefined,
+      servicesReady: false,
+      failedAfterAnswer: undefined,
       pendingAck: undefined,
     };
     tx.call = call;
@@ -497,6 +529,9 @@ export class SipUas {
     this.o.metrics.activeCalls.set(this.calls.size);
     this.respond(tx, 100);
     this.respond(tx, 180, { toTag: localTag, headers: [['Contact', this.contact(tx.flow)]] });
+    // Whether the 200 OK waits for the call services: on request, or when the capacity that
+    // admitted the call rests on no fresh heartbeat (inference may be down or unknown yet).
+    const waitForServices = this.o.answerOn === 'services' || !this.o.backend.capacityKnown();
     let media: MediaHandle;
     try {
       media = await this.o.backend.open({
@@ -507,16 +542,18 @@ export class SipUas {
         onMediaClosed: (detail) => this.hangUp(call, 'media_closed', detail),
       });
     } catch (error) {
-      this.o.backend.closeCall(call.id, 'setup failed');
+      // The local phase failed (no media worker, no RTP port, mediasoup): nothing is open on the services.
       if (call.state === 'ended') return; // cancelled meanwhile: 487 went out
       this.removeCall(call);
+      call.state = 'ended';
       const full = error instanceof NoCapacityError;
       if (!full) this.o.log.warn({ callId: call.id, err: (error as Error).message }, 'SIP call setup failed');
-      return this.refuse(tx, 503, full ? 'no_capacity' : 'setup_failed', [this.retryAfter()]);
+      this.o.metrics.errors.inc({ reason: full ? 'no_capacity' : 'setup_failed' });
+      return this.respond(tx, 503, { toTag: localTag, headers: [this.retryAfter()] });
     }
     if (call.state === 'ended') {
+      // Cancelled (or hung up) while the media was being made: released already, but for the media.
       media.close();
-      this.o.backend.closeCall(call.id, 'cancelled');
       return;
     }
     call.media = media;
@@ -526,9 +563,24 @@ export class SipUas {
       sessionId: String(Date.now()),
       sessionVersion: call.sdpVersion,
     });
+    // The services phase runs from here on, whether or not the 200 OK waits for it.
+    const services = media
+      .openServices()
+      .then(
+        () => this.servicesReady(call),
+        (error: unknown) => this.servicesFailed(call, error as Error),
+      )
+      .catch((error: unknown) =>
+        this.o.log.warn({ callId: call.id, err: error }, 'SIP call setup handling failed'),
+      );
+    if (waitForServices) {
+      await services;
+      if (call.state !== 'setup' || !call.servicesReady) return;
+    }
     const setupMs = performance.now() - call.receivedAt;
     const delay = this.o.answerDelayMs - setupMs;
     const answer = () => {
+      call.answerTimer = undefined;
       if (call.state !== 'setup') return;
       call.state = 'answered';
       call.answeredAt = performance.now();
@@ -543,15 +595,79 @@ export class SipUas {
           trunk: admitted.trunk,
           codec: negotiated.name,
           setupMs: Math.round(setupMs),
-          ...Object.fromEntries(
-            Object.entries(media.timings ?? {}).map(([k, v]) => [`${k}Ms`, Math.round(v)]),
-          ),
+          servicesReady: call.servicesReady,
+          ...timingFields(media.timings),
         },
         'SIP call answered',
       );
     };
-    if (delay > 0) setTimeout(answer, delay);
+    if (delay > 0) call.answerTimer = setTimeout(answer, delay);
     else answer();
+  }
+
+  /** The services phase succeeded: the call has audio both ways from now on. */
+  private servicesReady(call: SipCall): void {
+    if (call.state === 'ended') {
+      // Ended during the services phase after they answered: closed on them again (idempotent).
+      this.o.backend.closeCall(call.id, 'ended during setup');
+      return;
+    }
+    call.servicesReady = true;
+    const readyMs = performance.now() - call.receivedAt;
+    this.o.metrics.servicesReadyMs.observe(readyMs);
+    this.o.log.info(
+      {
+        callId: call.id,
+        sipCallId: call.sipCallId,
+        readyMs: Math.round(readyMs),
+        answered: call.state === 'answered',
+        ...timingFields(call.media?.timings),
+      },
+      'SIP call services ready',
+    );
+  }
+
+  /**
+   * The services phase failed. Before the 200 OK: 503 + Retry-After (as if the call had waited for
+   * the services). After it: a BYE with `Reason: SIP;cause=503` (RFC 3326), once the 200 is
+   * acknowledged (RFC 3261 15: no BYE before the ACK), counted as setup_failed_after_answer.
+   */
+  private servicesFailed(call: SipCall, error: Error): void {
+    if (call.state === 'ended') {
+      // Cancelled or hung up meanwhile (LinkClosedError, or the router gone): released already.
+      this.o.backend.closeCall(call.id, 'setup failed');
+      return;
+    }
+    const full = error instanceof NoCapacityError;
+    if (call.state === 'setup') {
+      if (call.answerTimer) clearTimeout(call.answerTimer);
+      call.answerTimer = undefined;
+      if (!full) this.o.log.warn({ callId: call.id, err: error.message }, 'SIP call setup failed');
+      this.releaseCall(call, 'setup failed');
+      this.o.metrics.errors.inc({ reason: full ? 'no_capacity' : 'setup_failed' });
+      this.respond(call.invite, 503, { toTag: call.localTag, headers: [this.retryAfter()] });
+      return;
+    }
+    this.failAfterAnswer(call, full ? 'no inference capacity' : `call setup failed: ${error.message}`);
+  }
+
+  /** The services of an answered call failed to open: released now, the BYE (cause 503) after the ACK. */
+  private failAfterAnswer(call: SipCall, detail: string): void {
+    if (call.state !== 'answered' || call.failedAfterAnswer !== undefined) return;
+    call.failedAfterAnswer = detail;
+    this.o.metrics.errors.inc({ reason: 'setup_failed_after_answer' });
+    this.o.log.warn(
+      { callId: call.id, sipCallId: call.sipCallId, err: detail },
+      'SIP call services failed after the answer: hanging up (BYE, Reason cause=503)',
+    );
+    if (!call.pendingAck) {
+      this.hangUp(call, 'setup_failed', detail);
+      return;
+    }
+    // Until the ACK (or its deadline) only the dialog stays: no media, nothing on the services.
+    call.media?.close();
+    call.media = undefined;
+    this.o.backend.closeCall(call.id, 'setup failed');
   }
 
   /** 200 OK with the current answer; over UDP retransmitted (T1 doubling to T2) until the ACK. */
@@ -569,6 +685,10 @@ export class SipUas {
     const deadline = setTimeout(() => {
       for (const t of timers) clearTimeout(t);
       call.pendingAck = undefined;
+      if (call.failedAfterAnswer !== undefined) {
+        this.hangUp(call, 'setup_failed', call.failedAfterAnswer);
+        return;
+      }
       this.o.metrics.errors.inc({ reason: 'ack_timeout' });
       this.hangUp(call, 'ack_timeout', 'no ACK for the 200 OK');
     }, 64 * this.o.t1Ms);
@@ -590,7 +710,10 @@ export class SipUas {
     if (toTag === undefined) return;
     const call = this.calls.get(this.dialogKey(header(req, 'call-id')!, toTag));
     if (!call?.pendingAck) return;
-    if (parseCSeq(header(req, 'cseq')!).seq === call.pendingAck.cseq) this.clearPendingAck(call);
+    if (parseCSeq(header(req, 'cseq')!).seq !== call.pendingAck.cseq) return;
+    this.clearPendingAck(call);
+    // The services failed after the 200 OK: the BYE waited for this ACK.
+    if (call.failedAfterAnswer !== undefined) this.hangUp(call, 'setup_failed', call.failedAfterAnswer);
   }
 
   private onCancel(tx: ServerTx) {
@@ -716,6 +839,8 @@ export class SipUas {
   /** Media and the call services released; the dialog forgotten. */
   private releaseCall(call: SipCall, why: string): void {
     call.state = 'ended';
+    if (call.answerTimer) clearTimeout(call.answerTimer);
+    call.answerTimer = undefined;
     this.clearPendingAck(call);
     call.media?.close();
     this.o.backend.closeCall(call.id, why);
@@ -744,12 +869,13 @@ export class SipUas {
     if (call.state === 'setup') {
       this.respond(call.invite, 503, { toTag: call.localTag, headers: [this.retryAfter()] });
     } else if (call.flow.isOpen) {
-      this.sendBye(call, detail);
+      // RFC 3326: cause 503 when the call services failed after the answer, else 200 (a normal end).
+      this.sendBye(call, detail, call.failedAfterAnswer !== undefined ? 503 : 200);
     }
     this.endCall(call, reason, detail);
   }
 
-  private sendBye(call: SipCall, detail: string): void {
+  private sendBye(call: SipCall, detail: string, cause: number): void {
     const b = branch();
     const host = this.o.announcedIp.includes(':') ? `[${this.o.announcedIp}]` : this.o.announcedIp;
     const headers: [string, string][] = [
@@ -761,7 +887,7 @@ export class SipUas {
       ['CSeq', `${++call.localCseq} BYE`],
     ];
     for (const r of [...call.routeSet].reverse()) headers.push(['Route', r]);
-    headers.push(['Reason', `SIP;cause=200;text="${detail.replace(/["\\\r\n]/g, '')}"`]);
+    headers.push(['Reason', `SIP;cause=${cause};text="${detail.replace(/["\\\r\n]/g, '')}"`]);
     const data = serialize({ startLine: `BYE ${call.remoteTarget} SIP/2.0`, headers });
     // Sent on the flow the call came in on (symmetric signalling, works behind NAT).
     call.flow.send(data);
@@ -798,7 +924,9 @@ export class SipUas {
   closeByService(callId: string, detail: string): boolean {
     for (const call of this.calls.values()) {
       if (call.id === callId) {
-        this.hangUp(call, 'closed_by_service', detail);
+        // Answered while the services were still opening: their CLOSED is the setup failing.
+        if (call.state === 'answered' && !call.servicesReady) this.failAfterAnswer(call, detail);
+        else this.hangUp(call, 'closed_by_service', detail);
         return true;
       }
     }
@@ -832,6 +960,15 @@ export class SipUas {
     this.transactions.clear();
     for (const b of [...this.clientTx.keys()]) this.endClientTx(b);
   }
+}
+
+/** Setup timings (ms) as log fields: `media` -> `mediaMs`, rounded; phases not done yet left out. */
+function timingFields(
+  timings: Readonly<Record<string, number | undefined>> | undefined,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(timings ?? {})) if (v !== undefined) out[`${k}Ms`] = Math.round(v);
+  return out;
 }
 
 function hasControlCharacters(s: string): boolean {

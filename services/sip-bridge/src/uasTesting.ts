@@ -37,33 +37,78 @@ export function testFlow(address = '127.0.0.1', transport: 'UDP' | 'TCP' = 'UDP'
 
 export interface TestBackend extends CallBackend {
   capacity: boolean;
+  /** hasCapacity() rests on fresh heartbeats (false: the UAS waits for the services to answer). */
+  known: boolean;
+  /** The services phase refuses with NoCapacityError (inference full). */
   full: boolean;
+  /** The services phase fails with this. */
+  fail: Error | undefined;
+  /** The services phase waits for this (a test's gate), then checks isCancelled like LoopLink. */
+  gate: Promise<void> | undefined;
   readonly opened: string[];
+  /** Calls whose services phase succeeded. */
+  readonly ready: string[];
   readonly closed: string[];
-  readonly handles: MediaHandle[];
+  readonly handles: (MediaHandle & { readonly released: boolean })[];
+}
+
+/** A promise and its resolve, for gating the fake services phase. */
+export function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
 
 export function testBackend(): TestBackend {
   const b: TestBackend = {
     capacity: true,
+    known: true,
     full: false,
+    fail: undefined,
+    gate: undefined,
     opened: [],
+    ready: [],
     closed: [],
     handles: [],
     hasCapacity: () => b.capacity,
+    capacityKnown: () => b.known,
     async open(request) {
       await Promise.resolve();
-      if (b.full) throw new NoCapacityError('full');
       b.opened.push(request.callId);
       let held = false;
-      const handle: MediaHandle = {
+      let released = false;
+      const timings: Record<string, number | undefined> = { media: 1 };
+      const handle = {
         port: 40_000 + b.opened.length * 2,
-        setHeld: (h) => {
+        timings,
+        get released() {
+          return released;
+        },
+        async openServices() {
+          await Promise.resolve();
+          if (b.gate) await b.gate;
+          try {
+            if (b.full) throw new NoCapacityError('full');
+            if (b.fail) throw b.fail;
+            if (request.isCancelled() || released) throw new Error('the call was closed during setup');
+          } catch (error) {
+            released = true;
+            throw error;
+          }
+          timings.services = 2;
+          timings.wiring = 1;
+          b.ready.push(request.callId);
+        },
+        setHeld: (h: boolean) => {
           held = h;
         },
         idleMs: () => (held ? undefined : 0),
         takeCounts: () => ({ in: 0, out: 0 }),
-        close: () => undefined,
+        close: () => {
+          released = true;
+        },
       };
       b.handles.push(handle);
       return handle;
@@ -102,6 +147,7 @@ export function testUas(
     maxCallsPerSource: 100,
     retryAfterS: 5,
     answerDelayMs: 0,
+    answerOn: 'media',
     rtpTimeoutMs: 30_000,
     t1Ms: 10,
     t2Ms: 40,

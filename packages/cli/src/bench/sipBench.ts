@@ -4,12 +4,16 @@
  * own process). Each answered call ACKs, sends PCMU RTP (20 ms) and counts the agent's RTP for
  * BENCH_HOLD_S seconds, then hangs up. Calls beyond capacity must get 503 with Retry-After. Two
  * bursts: the first (held 3 s) meets a cold system, the second is measured. Prints setup p50/p99
- * (INVITE sent to 200 OK received) and its split between the bridge and the call services,
+ * (INVITE sent to 200 OK received), services ready p50/p99 (INVITE received to the call open on
+ * every call service with its audio wired, from the bridge's log) with its split between the
+ * bridge and the call services, the first agent RTP packet per call (INVITE sent to its arrival),
  * refusal p50/p99, calls held, audio both ways; the last line is one JSON object (the second
- * burst's figures; failed_calls counts both).
+ * burst's figures; failed_calls counts both, failed_silent_start the failed calls whose agent
+ * audio, once it started, flowed but started too late in the hold for half its packets).
  *
  * Env: BENCH_CALLS (INVITEs in the burst, default 100), BENCH_SLOTS (inference capacity, default
- * 16), BENCH_HOLD_S (default 20).
+ * 16), BENCH_HOLD_S (default 20), BENCH_ANSWER_ON (the bridge's DUET_SIP_ANSWER_ON, default its own:
+ * media).
  */
 
 import { randomBytes } from 'node:crypto';
@@ -21,6 +25,7 @@ import { launchSystem } from '../start/launcher.js';
 const CALLS = Number(process.env.BENCH_CALLS ?? 100);
 const SLOTS = Number(process.env.BENCH_SLOTS ?? 16);
 const HOLD_S = Number(process.env.BENCH_HOLD_S ?? 20);
+const ANSWER_ON = process.env.BENCH_ANSWER_ON;
 
 interface BenchCall {
   readonly index: number;
@@ -35,8 +40,21 @@ interface BenchCall {
   toHeader: string | undefined;
   remoteRtp: { ip: string; port: number } | undefined;
   received: number;
+  /** performance.now() of the agent's first RTP packet. */
+  firstAudioAt: number | undefined;
   sent: number;
   byeOk: boolean;
+  /** The Reason header of a BYE from the bridge (the call ended from its side). */
+  bridgeBye: string | undefined;
+}
+
+/** From the bridge's "SIP call services ready" log: ms from its INVITE to the call services ready. */
+interface ReadyEntry {
+  readonly ready: number;
+  /** mediasoup objects and RTP socket, plus the wiring after the services. */
+  readonly bridge: number;
+  /** The call services' OpenCall. */
+  readonly services: number;
 }
 
 function quantile(values: number[], q: number): number {
@@ -48,15 +66,25 @@ const round = (v: number) => Math.round(v * 10) / 10;
 
 async function main(): Promise<void> {
   console.log(`starting nats-server and the services (inference slots ${SLOTS}) ...`);
-  // The bridge's own share of each setup (mediasoup objects and wiring) vs the call services' OpenCall.
-  const breakdown: { bridge: number; services: number }[] = [];
+  // Per SIP Call-ID: when the call services were ready (the bridge's clock, from its INVITE) and
+  // the bridge's own share of it (mediasoup objects and wiring) vs the call services' OpenCall.
+  const readiness = new Map<string, ReadyEntry>();
+  // Per SIP Call-ID, from "SIP call answered": the bridge's INVITE to its 200 OK, and of it the local
+  // phase (the caller-facing RTP socket).
+  const answers = new Map<string, { answer: number; local: number }>();
   const system = await launchSystem({
     env: { inference: { DUET_INFERENCE_SLOTS: String(SLOTS) } },
     onLog: (service, entry) => {
-      if (service.startsWith('sip-bridge') && entry.msg === 'SIP call answered')
-        breakdown.push({
-          bridge: Number(entry.mediaMs) + Number(entry.wiringMs),
+      if (service.startsWith('sip-bridge') && entry.msg === 'SIP call services ready')
+        readiness.set(String(entry.sipCallId), {
+          ready: Number(entry.readyMs),
+          bridge: Number(entry.socketMs) + Number(entry.mediaMs) + Number(entry.wiringMs),
           services: Number(entry.servicesMs),
+        });
+      else if (service.startsWith('sip-bridge') && entry.msg === 'SIP call answered')
+        answers.set(String(entry.sipCallId), {
+          answer: Number(entry.setupMs),
+          local: Number(entry.socketMs),
         });
       else if (entry.level === 'error' || entry.level === 'fatal') console.error(service, entry);
     },
@@ -64,6 +92,7 @@ async function main(): Promise<void> {
       env: {
         DUET_SIP_LISTEN_IP: '127.0.0.1',
         DUET_SIP_INVITE_BURST: String(CALLS * 2),
+        ...(ANSWER_ON ? { DUET_SIP_ANSWER_ON: ANSWER_ON } : {}),
       },
     },
   });
@@ -85,6 +114,7 @@ async function main(): Promise<void> {
     if (!call) return;
     if (!first.startsWith('SIP/2.0 ')) {
       // A request from the bridge (a BYE): answer 200.
+      if (first.startsWith('BYE ')) call.bridgeBye = header('Reason') ?? '(no Reason)';
       const lines = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n').slice(1);
       const copy = lines.filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
       signalling.send(
@@ -143,11 +173,13 @@ async function main(): Promise<void> {
       toHeader: undefined,
       remoteRtp: undefined,
       received: 0,
+      firstAudioAt: undefined,
       sent: 0,
       byeOk: false,
+      bridgeBye: undefined,
     };
     rtp.on('message', () => {
-      call.received++;
+      if (call.received++ === 0) call.firstAudioAt = performance.now();
     });
     calls.set(call.callId, call);
     return call;
@@ -242,7 +274,6 @@ async function main(): Promise<void> {
 
     /** One burst of CALLS INVITEs; the answered calls are held with RTP for holdS, then hung up. */
     const burstRound = async (round: number, holdS: number) => {
-      breakdown.length = 0;
       const burst = await Promise.all(Array.from({ length: CALLS }, (_, i) => makeCall(round * 1_000 + i)));
       const tokenizerBefore = await tokenizerOk();
       for (const c of burst) invite(c);
@@ -262,6 +293,7 @@ async function main(): Promise<void> {
       }, 20);
       await new Promise((r) => setTimeout(r, holdS * 1000));
       clearInterval(timer);
+      const holdEnd = performance.now();
       const callerPackets = (await tokenizerOk()) - tokenizerBefore;
       for (const c of answered) bye(c);
       await new Promise((r) => setTimeout(r, 2_000));
@@ -277,16 +309,34 @@ async function main(): Promise<void> {
         calls.delete(c.callId);
         c.rtp.close();
       }
+      const ready = answered.map((c) => readiness.get(c.callId)).filter((r) => r !== undefined);
+      const bridgeAnswers = answered.map((c) => answers.get(c.callId)).filter((a) => a !== undefined);
       return {
         answered,
         refused,
         failed,
+        // Failed only for a late start: under half the hold's agent packets, yet at least half of
+        // those due from the agent's first packet on (the 200 OK came before the call services).
+        silentStart: answered.filter(
+          (c) =>
+            c.received < expectedPackets / 2 &&
+            c.byeOk &&
+            c.firstAudioAt !== undefined &&
+            c.received >= (holdEnd - c.firstAudioAt) / 20 / 2,
+        ),
         expectedPackets,
         callerPackets,
         setup: answered.map((c) => c.finalAt! - c.sentAt),
         refusal: refused.map((c) => c.finalAt! - c.sentAt),
-        bridgeShare: breakdown.map((b) => b.bridge),
-        servicesShare: breakdown.map((b) => b.services),
+        ready: ready.map((r) => r.ready),
+        bridgeAnswer: bridgeAnswers.map((a) => a.answer),
+        localPhase: bridgeAnswers.map((a) => a.local),
+        bridgeShare: ready.map((r) => r.bridge),
+        servicesShare: ready.map((r) => r.services),
+        firstAudio: answered
+          .filter((c) => c.firstAudioAt !== undefined)
+          .map((c) => c.firstAudioAt! - c.sentAt),
+        bridgeByes: answered.filter((c) => c.bridgeBye !== undefined).map((c) => c.bridgeBye!),
         held: answered.filter((c) => c.received > 0).length,
       };
     };
@@ -301,10 +351,19 @@ async function main(): Promise<void> {
       );
       console.log(`  setup (INVITE -> 200 OK)   p50 ${q(r.setup, 0.5)} ms  p99 ${q(r.setup, 0.99)} ms`);
       console.log(
-        `    of which the bridge      p50 ${q(r.bridgeShare, 0.5)} ms  p99 ${q(r.bridgeShare, 0.99)} ms (mediasoup objects and wiring)`,
+        `    in the bridge            p50 ${q(r.bridgeAnswer, 0.5)} ms  p99 ${q(r.bridgeAnswer, 0.99)} ms (INVITE received -> 200 OK sent), of which the RTP socket p50 ${q(r.localPhase, 0.5)} ms  p99 ${q(r.localPhase, 0.99)} ms`,
+      );
+      console.log(
+        `  services ready             p50 ${q(r.ready, 0.5)} ms  p99 ${q(r.ready, 0.99)} ms (the bridge: INVITE -> call open on every service, audio wired; ${r.ready.length} calls)`,
+      );
+      console.log(
+        `    of which the bridge      p50 ${q(r.bridgeShare, 0.5)} ms  p99 ${q(r.bridgeShare, 0.99)} ms (RTP socket, mediasoup objects, wiring)`,
       );
       console.log(
         `    call services' OpenCall  p50 ${q(r.servicesShare, 0.5)} ms  p99 ${q(r.servicesShare, 0.99)} ms (inference placement, tokenizer, vocoder)`,
+      );
+      console.log(
+        `  first agent RTP            p50 ${q(r.firstAudio, 0.5)} ms  p99 ${q(r.firstAudio, 0.99)} ms (INVITE sent -> the agent's first packet; ${r.firstAudio.length} calls)`,
       );
       console.log(
         `  refusal (INVITE -> 503)    p50 ${q(r.refusal, 0.5)} ms  p99 ${q(r.refusal, 0.99)} ms (${r.refused.filter((c) => c.status === 503 && c.retryAfter).length} with Retry-After)`,
@@ -315,7 +374,12 @@ async function main(): Promise<void> {
       console.log(
         `  caller -> tokenizer RTP    ${r.callerPackets} packets accepted (${r.answered.reduce((a, c) => a + c.sent, 0)} sent)`,
       );
-      console.log(`  failed calls ${r.failed.length}`);
+      console.log(
+        `  BYE from the bridge        ${r.bridgeByes.length}${r.bridgeByes.length ? ` (${[...new Set(r.bridgeByes)].join('; ')})` : ''}`,
+      );
+      console.log(
+        `  failed calls ${r.failed.length}${r.silentStart.length ? ` (${r.silentStart.length} of them only by a silent start: under half the hold's agent packets, at least half of those due from the agent's first packet on)` : ''}`,
+      );
     };
 
     // The first burst after start meets cold models (first batches of a size) and connections; the
@@ -326,21 +390,32 @@ async function main(): Promise<void> {
     report('burst 2 (measured)', warmRound, HOLD_S);
     const bridgeMetrics = await bridge.metrics();
     console.log(
-      `bridge totals: accepted ${metricValue(bridgeMetrics, 'duet_sip_calls_accepted_total')}, no_capacity ${metricValue(bridgeMetrics, 'duet_sip_errors_total', { reason: 'no_capacity' })}`,
+      `bridge totals: accepted ${metricValue(bridgeMetrics, 'duet_sip_calls_accepted_total')}, no_capacity ${metricValue(bridgeMetrics, 'duet_sip_errors_total', { reason: 'no_capacity' })}, setup_failed_after_answer ${finite(metricValue(bridgeMetrics, 'duet_sip_errors_total', { reason: 'setup_failed_after_answer' }))}`,
     );
     console.log(
       JSON.stringify({
         calls: warmRound.answered.length,
         offered: CALLS,
         refused_503: warmRound.refused.filter((c) => c.status === 503).length,
+        answer_on: ANSWER_ON ?? 'media',
         setup_p50_ms: q(warmRound.setup, 0.5),
         setup_p99_ms: q(warmRound.setup, 0.99),
+        bridge_answer_p99_ms: q(warmRound.bridgeAnswer, 0.99),
+        local_phase_p99_ms: q(warmRound.localPhase, 0.99),
+        ready_p50_ms: q(warmRound.ready, 0.5),
+        ready_p99_ms: q(warmRound.ready, 0.99),
+        first_audio_p50_ms: q(warmRound.firstAudio, 0.5),
+        first_audio_p99_ms: q(warmRound.firstAudio, 0.99),
+        refusal_p50_ms: q(warmRound.refusal, 0.5),
         refusal_p99_ms: q(warmRound.refusal, 0.99),
         bridge_setup_p99_ms: q(warmRound.bridgeShare, 0.99),
         services_setup_p99_ms: q(warmRound.servicesShare, 0.99),
         cold_setup_p99_ms: q(cold.setup, 0.99),
+        cold_ready_p99_ms: q(cold.ready, 0.99),
+        bridge_byes: warmRound.bridgeByes.length + cold.bridgeByes.length,
         held: warmRound.held,
         failed_calls: warmRound.failed.length + cold.failed.length,
+        failed_silent_start: warmRound.silentStart.length + cold.silentStart.length,
       }),
     );
   } finally {
