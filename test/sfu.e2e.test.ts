@@ -26,7 +26,7 @@ let system: RunningSystem;
 let sfu: SfuProcess;
 let browser: Browser;
 let dir: string;
-const figures: Record<string, number> = {};
+const figures: Record<string, unknown> = {};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'duet-sfu-e2e-'));
@@ -50,6 +50,10 @@ const token = (callId: string, ttlSeconds = 120, now?: number) =>
 type PageState = {
   state: string;
   connectMs?: number;
+  firstAudioMs?: number;
+  connectPhases?: Record<string, number>;
+  clickAt?: number;
+  pagePhases?: Record<string, number>;
   agentPeakDb: number;
   inbound?: { packetsReceived: number; packetsLost: number };
   outbound?: { packetsSent: number };
@@ -65,6 +69,26 @@ async function openCall(callId: string, tokenValue?: string): Promise<Page> {
   await page.goto(`${sfu.url}/?token=${encodeURIComponent(t)}`);
   await page.click('#call');
   return page;
+}
+
+/** The SFU's side of a call's setup (its 'call timings' log line: ms since the socket opened). */
+async function sfuTimings(callId: string): Promise<Record<string, number>> {
+  const entry = await waitFor('the SFU to log the call timings', () =>
+    sfu.proc.logs.find((e) => e.msg === 'call timings' && e.callId === callId),
+  );
+  return entry.at as Record<string, number>;
+}
+
+/** A call's connect-time breakdown: the page's steps since the click, the SFU's since the socket opened. */
+async function breakdown(callId: string, s: PageState) {
+  return {
+    connectMs: Math.round(s.connectMs!),
+    pageLoadToMediaMs: Math.round(s.clickAt! + s.connectMs!),
+    clickAt: s.clickAt,
+    beforeClick: s.pagePhases,
+    page: s.connectPhases,
+    sfu: await sfuTimings(callId),
+  };
 }
 
 const activeCalls = async (service: 'inference' | 'tokenizer' | 'vocoder') =>
@@ -109,6 +133,10 @@ describe('a browser call through the SFU', () => {
     );
     figures.connectMs = Math.round(live.connectMs!);
     expect(live.connectMs).toBeLessThan(10_000);
+    expect(live.connectPhases).toMatchObject({ joined: expect.any(Number), live: expect.any(Number) });
+    // The Device the page loaded ahead (GET /rtp-capabilities) fits the call's router: reused.
+    expect(live.connectPhases).toHaveProperty('deviceReady');
+    expect(live.connectPhases).not.toHaveProperty('deviceLoaded');
 
     // The agent's audio plays in the page: RTP packets arrive and WebAudio hears a non-silent level.
     const playing = await waitFor(
@@ -155,7 +183,30 @@ describe('a browser call through the SFU', () => {
     });
     expect(metricValue(await sfu.proc.metrics(), 'duet_sfu_active_calls')).toBe(0);
     expect(metricValue(await sfu.proc.metrics(), 'duet_sfu_calls_total', { reason: 'hangup' })).toBe(1);
+    figures.firstCall = await breakdown(callId, await state(page));
     await page.close();
+
+    // A later call (same browser and system, a fresh page) for the breakdown of a warm call.
+    const laterId = `web-e2e-later-${Date.now()}`;
+    const later = await openCall(laterId);
+    const laterLive = await waitFor('the later call to be live', async () => {
+      const s = await state(later);
+      if (s.state === 'error') throw new Error(`call failed: ${JSON.stringify(s.error)}`);
+      return s.state === 'live' ? s : undefined;
+    });
+    expect(laterLive.connectMs).toBeLessThan(10_000);
+    await waitFor('the later call to hear the agent', async () =>
+      (await state(later)).firstAudioMs !== undefined ? true : undefined,
+    );
+    figures.laterCall = await breakdown(laterId, await state(later));
+    await later.click('#hangup');
+    await waitFor('mediasoup to release the later call', () => mediasoupEmpty());
+    await waitFor('the services to close the later call', async () => {
+      const counts = await Promise.all((['inference', 'tokenizer', 'vocoder'] as const).map(activeCalls));
+      return counts.every((c) => c === 0) ? true : undefined;
+    });
+    expect(metricValue(await sfu.proc.metrics(), 'duet_sfu_calls_total', { reason: 'hangup' })).toBe(2);
+    await later.close();
   });
 
   it('refuses a call without a valid token, with a clear code, leaving nothing behind', async () => {

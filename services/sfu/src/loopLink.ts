@@ -4,6 +4,7 @@
 // call is opened on inference, tokenizer and vocoder with DuetControl in the edge's codec, so
 // mediasoup never transcodes: the caller's codec is the loop's codec.
 
+import { randomInt } from 'node:crypto';
 import type { Codec } from '@duet/protocol';
 import type { DuetCall, DuetControl } from '@duet/runtime';
 import type { types } from 'mediasoup';
@@ -67,8 +68,20 @@ export class LoopLink {
     return this.duetCall;
   }
 
-  /** The agent's audio (a producer on fromVocoder), once open() resolved. */
+  /** The agent's audio (a producer on fromVocoder), once produceAgent() or open() resolved. */
   get agentProducer(): types.Producer | undefined {
+    return this.agent;
+  }
+
+  /**
+   * Creates the agent's producer before the call is open, with an SSRC the edge picks (open()
+   * asks the vocoder to send with it): a caller can consume the agent's audio, and its transport
+   * connect, while the services open the call. Without it, open() produces once the vocoder
+   * named its SSRC.
+   */
+  async produceAgent(codec: LoopCodec, ssrc: number = randomInt(1, 0xffff_ffff)): Promise<types.Producer> {
+    if (this.agent) throw new Error('the agent is already produced');
+    this.agent = await this.fromVocoder.produce(agentRtpParameters(codec, ssrc));
     return this.agent;
   }
 
@@ -89,32 +102,25 @@ export class LoopLink {
     isClosed: () => boolean,
   ): Promise<DuetCall> {
     const { localIp, localPort } = this.fromVocoder.tuple;
+    const ssrc = this.agent?.rtpParameters.encodings?.[0]?.ssrc;
     const call = await control.openCall({
       callId,
       codec: codec.codec,
       payloadType: codec.payloadType,
       destination: { host: localIp, port: localPort },
+      ...(ssrc !== undefined ? { ssrc } : {}),
     });
     if (isClosed()) {
       await control.closeCall(callId, 'hung up during setup').catch(() => undefined);
       throw new LinkClosedError();
     }
+    if (ssrc !== undefined && call.agentSsrc !== ssrc) {
+      await control.closeCall(callId, 'vocoder SSRC mismatch').catch(() => undefined);
+      throw new Error(`the vocoder sends with SSRC ${call.agentSsrc}, not the requested ${ssrc}`);
+    }
     this.duetCall = call;
     await this.toTokenizer.connect({ ip: call.tokenizerRtp.host, port: call.tokenizerRtp.port });
-    this.agent = await this.fromVocoder.produce({
-      kind: 'audio',
-      rtpParameters: {
-        codecs: [
-          {
-            mimeType: codec.mimeType,
-            payloadType: codec.payloadType,
-            clockRate: codec.clockRate,
-            channels: codec.channels,
-          },
-        ],
-        encodings: [{ ssrc: call.agentSsrc }],
-      },
-    });
+    this.agent ??= await this.fromVocoder.produce(agentRtpParameters(codec, call.agentSsrc));
     return call;
   }
 
@@ -126,6 +132,21 @@ export class LoopLink {
     });
   }
 }
+
+const agentRtpParameters = (codec: LoopCodec, ssrc: number): types.ProducerOptions => ({
+  kind: 'audio',
+  rtpParameters: {
+    codecs: [
+      {
+        mimeType: codec.mimeType,
+        payloadType: codec.payloadType,
+        clockRate: codec.clockRate,
+        channels: codec.channels,
+      },
+    ],
+    encodings: [{ ssrc }],
+  },
+});
 
 /** The call was closed while the services were opening it. */
 export class LinkClosedError extends Error {

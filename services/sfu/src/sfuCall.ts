@@ -8,6 +8,7 @@ import { Codec } from '@duet/protocol';
 import type { CallSetupError, DuetControl } from '@duet/runtime';
 import type { types } from 'mediasoup';
 import { LinkClosedError, type LoopCodec, LoopLink } from './loopLink.js';
+import { Timeline } from './timeline.js';
 import type { WorkerSlot } from './workerPool.js';
 
 export interface SfuCallOptions {
@@ -20,6 +21,13 @@ export interface SfuCallOptions {
   readonly opusPayloadType: number;
   /** Called once when the call ends, whoever ended it. */
   readonly onClosed: (call: SfuCall, reason: CallEndReason, detail: string) => void;
+  /** The setup's timeline, started when the caller's socket opened (the call marks its steps in it). */
+  readonly timeline?: Timeline;
+  /**
+   * Called once when the caller's media is up (both WebRTC transports' DTLS connected, the agent's
+   * audio resumed and the call open on every service), with the setup timeline.
+   */
+  readonly onMediaUp?: (call: SfuCall, timeline: Timeline) => void;
 }
 
 const loopOpus = (payloadType: number): LoopCodec => ({
@@ -74,12 +82,14 @@ export type CallEndReason =
 
 export class SfuCall {
   readonly createdAt = performance.now();
+  readonly timeline: Timeline;
+  private mediaUpReported = false;
   private closed = false;
   endReason: CallEndReason | undefined;
   private callerProducer: types.Producer | undefined;
   private callerConsumer: types.Consumer | undefined;
   private loopOpen = false;
-  /** Resolves when the call is open on every service and the agent's audio can be consumed. */
+  /** Resolves when the call is open on every service (the agent's audio can be resumed). */
   readonly opened: Promise<void>;
 
   private constructor(
@@ -89,14 +99,23 @@ export class SfuCall {
     readonly recvTransport: types.WebRtcTransport,
     readonly loop: LoopLink,
   ) {
+    this.timeline = options.timeline ?? new Timeline();
     router.observer.once('close', () => this.close('worker_died', 'media worker closed'));
-    for (const t of [sendTransport, recvTransport]) {
+    for (const [name, t] of [
+      ['send', sendTransport],
+      ['recv', recvTransport],
+    ] as const) {
+      t.on('icestatechange', (state) => {
+        if (state === 'connected' || state === 'completed') this.mark(`${name}IceConnected`);
+      });
       t.on('dtlsstatechange', (state) => {
+        if (state === 'connecting') this.mark(`${name}DtlsConnecting`);
+        if (state === 'connected') this.mark(`${name}DtlsConnected`);
         if (state === 'failed' || state === 'closed') this.close('dtls_failed', `caller DTLS ${state}`);
       });
     }
     this.opened = this.openOnServices();
-    // A failed open is reported through close(); consume() awaits `opened` and sees the error too.
+    // A failed open is reported through close(); resumeConsumer() awaits `opened` and sees it too.
     this.opened.catch(() => undefined);
   }
 
@@ -108,6 +127,20 @@ export class SfuCall {
     return this.closed;
   }
 
+  /** Marks a setup step; once the caller's media is up, reports the timeline (once). */
+  private mark(name: string): void {
+    this.timeline.mark(name);
+    const t = this.timeline;
+    if (
+      this.mediaUpReported ||
+      this.closed ||
+      !['sendDtlsConnected', 'recvDtlsConnected', 'resumed', 'servicesOpen'].every((m) => t.has(m))
+    )
+      return;
+    this.mediaUpReported = true;
+    this.options.onMediaUp?.(this, t);
+  }
+
   static async create(options: SfuCallOptions): Promise<SfuCall> {
     const { slot, listenIp, announcedIp, opusPayloadType } = options;
     const webRtcServer = slot.webRtcServer;
@@ -116,13 +149,21 @@ export class SfuCall {
       mediaCodecs: [opusCodec(opusPayloadType)],
       appData: { callId: options.callId },
     });
+    options.timeline?.mark('routerCreated');
     try {
       const webrtc = () => router.createWebRtcTransport({ webRtcServer, enableUdp: true, enableTcp: false });
+      // The agent's producer exists from the start (the SFU picks its SSRC and the vocoder is
+      // asked to send with it): the caller consumes it, and connects its receiving transport,
+      // while the services open the call.
       const [send, recv, loop] = await Promise.all([
         webrtc(),
         webrtc(),
-        LoopLink.create(router, { listenIp, ...(announcedIp ? { announcedIp } : {}) }),
+        LoopLink.create(router, { listenIp, ...(announcedIp ? { announcedIp } : {}) }).then(async (l) => {
+          await l.produceAgent(loopOpus(opusPayloadType));
+          return l;
+        }),
       ]);
+      options.timeline?.mark('transportsCreated');
       return new SfuCall(options, router, send, recv, loop);
     } catch (error) {
       router.close();
@@ -150,6 +191,7 @@ export class SfuCall {
         throw error;
       }
       this.loopOpen = true;
+      this.mark('servicesOpen');
       if (this.callerProducer) await this.forwardCallerAudio(this.callerProducer);
     } catch (error) {
       if (this.closed) throw error;
@@ -173,7 +215,9 @@ export class SfuCall {
 
   async connectTransport(transportId: string, dtlsParameters: types.DtlsParameters): Promise<void> {
     this.assertOpen();
-    await this.transport(transportId).connect({ dtlsParameters });
+    const transport = this.transport(transportId);
+    await transport.connect({ dtlsParameters });
+    this.mark(transport === this.sendTransport ? 'sendConnected' : 'recvConnected');
   }
 
   async produce(transportId: string, rtpParameters: types.RtpParameters): Promise<string> {
@@ -186,10 +230,14 @@ export class SfuCall {
     const producer = await this.sendTransport.produce({ kind: 'audio', rtpParameters });
     this.callerProducer = producer;
     await this.forwardCallerAudio(producer);
+    this.mark('produced');
     return producer.id;
   }
 
-  /** The agent's audio for the caller (paused until resumeConsumer, as mediasoup recommends). */
+  /**
+   * The agent's audio for the caller, at once (the producer exists before the services opened
+   * the call); paused until resumeConsumer, as mediasoup recommends.
+   */
   async consume(rtpCapabilities: types.RtpCapabilities): Promise<{
     id: string;
     producerId: string;
@@ -197,7 +245,6 @@ export class SfuCall {
     rtpParameters: types.RtpParameters;
   }> {
     this.assertOpen();
-    await this.opened;
     const producer = this.loop.agentProducer;
     if (!producer || this.closed) throw new CallRequestError('call_closed', 'the call is closed');
     if (this.callerConsumer)
@@ -211,6 +258,7 @@ export class SfuCall {
       paused: true,
     });
     this.callerConsumer = consumer;
+    this.mark('consumed');
     return {
       id: consumer.id,
       producerId: producer.id,
@@ -219,11 +267,16 @@ export class SfuCall {
     };
   }
 
+  /** Resumes the agent's audio once the call is open on every service (waits for it). */
   async resumeConsumer(consumerId: string): Promise<void> {
     this.assertOpen();
-    if (this.callerConsumer?.id !== consumerId)
+    const consumer = this.callerConsumer;
+    if (consumer?.id !== consumerId)
       throw new CallRequestError('unknown_consumer', `no consumer ${consumerId}`);
-    await this.callerConsumer.resume();
+    await this.opened;
+    this.assertOpen();
+    await consumer.resume();
+    this.mark('resumed');
   }
 
   /** What the SFU sees of the caller: inbound (mic) and outbound (agent) RTP stream stats. */

@@ -13,9 +13,10 @@ import { bundleClient } from './clientBundle.js';
 import type { SfuConfig } from './config.js';
 import { loadMediasoup, resolveWorkerBin } from './mediasoupLoader.js';
 import { createSfuMetrics } from './metrics.js';
-import { type CallEndReason, SfuCall } from './sfuCall.js';
+import { type CallEndReason, opusCodec, SfuCall } from './sfuCall.js';
 import { startSignallingServer } from './signallingServer.js';
 import { SessionRefusal, SignallingSession } from './signallingSession.js';
+import { stepDurations, type Timeline } from './timeline.js';
 import type { CallGrant } from './token.js';
 import { WorkerPool } from './workerPool.js';
 
@@ -54,17 +55,33 @@ export async function startSfu(ctx: ServiceContext<SfuConfig>): Promise<ServiceH
   });
   metrics.workers.set(pool.live.length);
   log.info({ workers: pool.live.length, workerBin }, 'mediasoup workers up');
+  // Every call's router has the same RTP capabilities (the same codec): served at
+  // GET /rtp-capabilities, so that a page loads its mediasoup-client Device before the click.
+  const routerRtpCapabilities = await probeRouterCapabilities(pool, config.DUET_SFU_OPUS_PT);
+  // The first call would otherwise also pay the gRPC connections to the call services.
+  warmUpControl(control, log);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => pool.stopReplacing());
 
-  const openCall = async (grant: CallGrant, onEnded: (reason: CallEndReason, detail: string) => void) => {
+  const openCall = async (
+    grant: CallGrant,
+    onEnded: (reason: CallEndReason, detail: string) => void,
+    timeline: Timeline,
+  ) => {
     if (draining) throw new SessionRefusal('shutdown', 'the SFU is draining');
     if (calls.has(grant.callId))
       throw new SessionRefusal('callInUse', `call ${grant.callId} is already active`);
     if (calls.size >= config.DUET_SFU_MAX_CALLS) throw new SessionRefusal('noCapacity', 'the SFU is full');
     const slot = pool.pick();
     if (!slot) throw new SessionRefusal('noCapacity', 'no live media worker');
+    timeline.mark('workerPicked');
     const started = performance.now();
     const call = await SfuCall.create({
+      timeline,
+      // The server's side of the connect time (ms since the caller's socket opened), per step.
+      onMediaUp: (c, t) => {
+        const at = t.toJSON();
+        log.info({ callId: c.callId, worker: slot.index, at, steps: stepDurations(at) }, 'call timings');
+      },
       callId: grant.callId,
       agent: grant.agent,
       slot,
@@ -114,6 +131,7 @@ export async function startSfu(ctx: ServiceContext<SfuConfig>): Promise<ServiceH
     connectionsPerMinute: config.DUET_SFU_CONNECTIONS_PER_MINUTE,
     maxMessageBytes: config.DUET_SFU_MAX_MESSAGE_BYTES,
     assets,
+    routerRtpCapabilities,
     metrics,
     log,
     onSocket: (ws, req) => {
@@ -188,4 +206,33 @@ export async function startSfu(ctx: ServiceContext<SfuConfig>): Promise<ServiceH
       control.close();
     },
   };
+}
+
+/** The RTP capabilities of a call's router, read from a router made and closed at start. */
+async function probeRouterCapabilities(pool: WorkerPool, opusPayloadType: number) {
+  const slot = pool.pick();
+  if (!slot) throw new Error('no live mediasoup worker');
+  const router = await slot.worker.createRouter({ mediaCodecs: [opusCodec(opusPayloadType)] });
+  const capabilities = router.rtpCapabilities;
+  router.close();
+  return capabilities;
+}
+
+/**
+ * Connects the control channels to inference, tokenizer and vocoder ahead of the first call, in
+ * the background (a service not up yet is connected to by the first call, as before).
+ */
+function warmUpControl(control: DuetControl, log: ServiceContext<SfuConfig>['log']): void {
+  const started = performance.now();
+  const deadline = Date.now() + 30_000;
+  for (const [name, client] of [
+    ['inference', control.inference],
+    ['tokenizer', control.tokenizer],
+    ['vocoder', control.vocoder],
+  ] as const) {
+    client.waitForReady(deadline, (error) => {
+      if (error) log.debug({ service: name, err: error.message }, 'control channel not ready yet');
+      else log.debug({ service: name, ms: Math.round(performance.now() - started) }, 'control channel ready');
+    });
+  }
 }

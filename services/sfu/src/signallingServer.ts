@@ -1,5 +1,6 @@
-// The SFU's HTTP server: the browser client (GET /), the signalling WebSocket (/ws) with origin
-// allowlist and per-IP connection rate limit, and (for tests only) a mediasoup dump.
+// The SFU's HTTP server: the browser client (GET /), the routers' RTP capabilities
+// (GET /rtp-capabilities), the signalling WebSocket (/ws) with origin allowlist and per-IP
+// connection rate limit, and (for tests only) a mediasoup dump.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -16,6 +17,8 @@ export interface SignallingServerOptions {
   readonly connectionsPerMinute: number;
   readonly maxMessageBytes: number;
   readonly assets: ClientAssets;
+  /** Served at GET /rtp-capabilities (the router's, the same for every call). */
+  readonly routerRtpCapabilities?: unknown;
   readonly metrics: SfuMetrics;
   readonly log: Logger;
   /** A new, authorised-origin socket: the session takes it from here. */
@@ -64,6 +67,13 @@ export async function startSignallingServer(options: SignallingServerOptions): P
       return send(res, 200, 'text/html; charset=utf-8', assets.html);
     if (path === '/client.js') return send(res, 200, 'text/javascript; charset=utf-8', assets.js);
     if (path === '/style.css') return send(res, 200, 'text/css; charset=utf-8', assets.css);
+    if (path === '/rtp-capabilities' && options.routerRtpCapabilities)
+      return send(
+        res,
+        200,
+        'application/json',
+        JSON.stringify({ routerRtpCapabilities: options.routerRtpCapabilities }),
+      );
     if (path === '/debug/mediasoup' && options.debugDump) {
       options.debugDump().then(
         (dump) => send(res, 200, 'application/json', JSON.stringify(dump)),

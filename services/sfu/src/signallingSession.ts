@@ -16,6 +16,7 @@ import {
   type Request,
   response,
 } from './signallingProtocol.js';
+import { Timeline } from './timeline.js';
 import { type CallGrant, TokenError, verifyCallToken } from './token.js';
 
 export interface SessionHost {
@@ -27,8 +28,15 @@ export interface SessionHost {
   readonly joinExtras: Record<string, unknown>;
   readonly metrics: SfuMetrics;
   readonly log: Logger;
-  /** Opens the call named by the grant (throws SessionRefusal when it cannot). */
-  openCall(grant: CallGrant, onEnded: (reason: CallEndReason, detail: string) => void): Promise<SfuCall>;
+  /**
+   * Opens the call named by the grant (throws SessionRefusal when it cannot); `timeline` is the
+   * session's setup timeline, for the call to mark its steps in.
+   */
+  openCall(
+    grant: CallGrant,
+    onEnded: (reason: CallEndReason, detail: string) => void,
+    timeline: Timeline,
+  ): Promise<SfuCall>;
 }
 
 /** A refusal that ends the session with this close kind. */
@@ -61,6 +69,8 @@ export class SignallingSession {
   private readonly joinTimer: NodeJS.Timeout;
   /** Requests run one at a time, in order (mediasoup-client's flow depends on it). */
   private queue: Promise<void> = Promise.resolve();
+  /** The setup's steps, in ms since the socket opened (logged by the service once media is up). */
+  readonly timeline = new Timeline();
 
   constructor(
     private readonly ws: WebSocket,
@@ -100,6 +110,7 @@ export class SignallingSession {
       return;
     }
     const { request } = parsed;
+    this.markArrival(request);
     if (!this.call && !this.joining && request.method !== 'join') {
       this.refuse('tokenMissing', 'the first message must be join with a token');
       return;
@@ -110,6 +121,20 @@ export class SignallingSession {
         this.host.log.warn({ err: error, method: request.method }, 'signalling request failed');
         this.end('internal', 'internal error');
       });
+  }
+
+  /** When the setup's requests reached the SFU (before they wait their turn in the queue). */
+  private markArrival(request: Request): void {
+    const { method } = request;
+    if (method === 'join') this.timeline.mark('joinReceived');
+    else if (method === 'connectTransport' && this.call)
+      this.timeline.mark(
+        request.data.transportId === this.call.sendTransport.id
+          ? 'sendConnectReceived'
+          : 'recvConnectReceived',
+      );
+    else if (method === 'produce' || method === 'consume' || method === 'resumeConsumer')
+      this.timeline.mark(`${method}Received`);
   }
 
   /** Ends the session for bad input; `requestId` also gets an error response (after the notification). */
@@ -124,7 +149,20 @@ export class SignallingSession {
     if (request.method === 'join') return this.join(request.id, request.data.token);
     const call = this.call;
     if (!call) return this.refuse('tokenMissing', 'join first');
-    try {
+    if (request.method === 'resumeConsumer') {
+      // Answered once the call is open on every service; the wait holds no other request up
+      // (the caller's transports connect and its audio is produced meanwhile).
+      const { consumerId } = request.data;
+      void this.serve(request, call, async () => {
+        await call.resumeConsumer(consumerId);
+        this.reply(response(request.id, {}));
+      }).catch((error: unknown) => {
+        this.host.log.warn({ err: error, method: request.method }, 'signalling request failed');
+        this.end('internal', 'internal error');
+      });
+      return;
+    }
+    return this.serve(request, call, async () => {
       switch (request.method) {
         case 'connectTransport':
           await call.connectTransport(
@@ -140,19 +178,11 @@ export class SignallingSession {
           return this.reply(response(request.id, { id }));
         }
         case 'consume': {
-          const setupStart = performance.now();
           const consumer = await call.consume(
             request.data.rtpCapabilities as unknown as types.RtpCapabilities,
           );
-          this.host.log.debug(
-            { callId: call.callId, waitedMs: performance.now() - setupStart },
-            'agent audio consumed',
-          );
           return this.reply(response(request.id, consumer));
         }
-        case 'resumeConsumer':
-          await call.resumeConsumer(request.data.consumerId);
-          return this.reply(response(request.id, {}));
         case 'getStats':
           return this.reply(response(request.id, await call.stats()));
         case 'ping':
@@ -162,6 +192,16 @@ export class SignallingSession {
           call.close('hangup', 'caller hung up');
           return;
       }
+    });
+  }
+
+  /**
+   * Runs one request of the call: a refusal the call can live with is answered with an error
+   * response; anything else rejects (the caller ends the session).
+   */
+  private async serve(request: Request, call: SfuCall, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
     } catch (error) {
       if (error instanceof CallRequestError)
         return this.reply(errorResponse(request.id, error.code, error.message));
@@ -191,10 +231,15 @@ export class SignallingSession {
             : 'tokenInvalid';
       return this.refuse(kind, (error as Error).message, id);
     }
+    this.timeline.mark('tokenVerified');
     if (this.ended) return;
     let call: SfuCall;
     try {
-      call = await this.host.openCall(grant, (reason, detail) => this.onCallEnded(reason, detail));
+      call = await this.host.openCall(
+        grant,
+        (reason, detail) => this.onCallEnded(reason, detail),
+        this.timeline,
+      );
     } catch (error) {
       const kind = error instanceof SessionRefusal ? error.kind : 'setupFailed';
       return this.refuse(kind, (error as Error).message, id);
@@ -212,6 +257,7 @@ export class SignallingSession {
         ...this.host.joinExtras,
       }),
     );
+    this.timeline.mark('joinAnswered');
   }
 
   private onCallEnded(reason: CallEndReason, detail: string): void {

@@ -139,13 +139,16 @@ export async function startFakeCallServices(): Promise<FakeCallServices> {
         name: 'duet.v1.VocoderControl',
         definition: VocoderControlService,
         implementation: {
-          openCall: unary((r: { callId: string; destination?: { host: string; port: number } }) => {
-            const call = calls.get(r.callId);
-            if (!call || !r.destination) throw grpcError(GrpcStatus.NOT_FOUND, 'open the tokenizer first');
-            call.destination = r.destination;
-            call.ssrc = (Math.random() * 0xffffffff) >>> 0;
-            return { source: { host: '127.0.0.1', port: call.source.address().port }, ssrc: call.ssrc };
-          }),
+          openCall: unary(
+            (r: { callId: string; destination?: { host: string; port: number }; ssrc?: number }) => {
+              const call = calls.get(r.callId);
+              if (!call || !r.destination) throw grpcError(GrpcStatus.NOT_FOUND, 'open the tokenizer first');
+              call.destination = r.destination;
+              // As the vocoder: the SSRC the edge asks for, else one of its own.
+              call.ssrc = r.ssrc ? r.ssrc >>> 0 : (Math.random() * 0xffffffff) >>> 0;
+              return { source: { host: '127.0.0.1', port: call.source.address().port }, ssrc: call.ssrc };
+            },
+          ),
           closeCall: unary(() => ({})),
           describeCall: unimplemented,
           getModelInfo: unimplemented,

@@ -2,6 +2,8 @@
 // mediasoup-client for the WebRTC transports, WebAudio level meters, getStats() numbers.
 
 import { Device, type types } from 'mediasoup-client';
+import { sameCapabilities } from '../rtpCapabilities.js';
+import { Timeline } from '../timeline.js';
 
 type Json = Record<string, unknown>;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -11,6 +13,12 @@ interface DuetState {
   state: 'idle' | 'connecting' | 'live' | 'ended' | 'error';
   callId?: string;
   connectMs?: number;
+  /** The last call's setup steps, in ms since the click on Call (the connect-time breakdown). */
+  connectPhases?: Record<string, number>;
+  /** When the click on Call came, in ms since the page started loading (page load to media = this + connectMs). */
+  clickAt?: number;
+  /** What the page did before the click, in ms since it started loading (deviceLoaded). */
+  pagePhases?: Record<string, number>;
   firstAudioMs?: number;
   micLevelDb: number;
   agentLevelDb: number;
@@ -128,6 +136,37 @@ const params = new URLSearchParams(location.search);
 ui.token.value = params.get('token') ?? localStorage.getItem('duet.token') ?? '';
 if (!ui.token.value) ui.tokenBox.open = true;
 
+// --- ahead of the click ----------------------------------------------------------------------
+
+// A mediasoup-client Device needs the router's RTP capabilities (the same for every call: the
+// SFU serves them at /rtp-capabilities) and the browser's own, which it reads from a throwaway
+// RTCPeerConnection (130-200 ms on a first call). Loaded when the page loads, so that a call
+// does not wait for it; a call whose router differs (the SFU's codec changed) loads its own.
+// Nothing else happens before the click: no microphone, no signalling socket, no call.
+const pageTimeline = new Timeline(0); // ms since the page started loading
+const preloaded: Promise<{ device: Device; capabilities: types.RtpCapabilities } | undefined> = (async () => {
+  const res = await fetch('/rtp-capabilities', { cache: 'no-store' });
+  if (!res.ok) return undefined;
+  const { routerRtpCapabilities } = (await res.json()) as { routerRtpCapabilities: types.RtpCapabilities };
+  const device = new Device();
+  await device.load({ routerRtpCapabilities });
+  pageTimeline.mark('deviceLoaded');
+  duet.pagePhases = pageTimeline.toJSON();
+  return { device, capabilities: routerRtpCapabilities };
+})().catch(() => undefined);
+
+/** The Device for a call's router: the page's, if its router has the same capabilities. */
+async function deviceFor(
+  routerRtpCapabilities: types.RtpCapabilities,
+): Promise<{ device: Device; preloaded: boolean }> {
+  const pre = await preloaded;
+  if (pre && sameCapabilities(pre.capabilities, routerRtpCapabilities))
+    return { device: pre.device, preloaded: true };
+  const device = new Device();
+  await device.load({ routerRtpCapabilities });
+  return { device, preloaded: false };
+}
+
 // --- the call ---------------------------------------------------------------------------------
 
 interface Live {
@@ -137,7 +176,8 @@ interface Live {
   recv: types.Transport;
   producer: types.Producer;
   consumer?: types.Consumer;
-  audioCtx: AudioContext;
+  /** The level meters' (made once the call is live). */
+  audioCtx?: AudioContext;
   timers: number[];
   startedAt: number;
   pipelineDelayMs: number;
@@ -171,18 +211,41 @@ async function startCall(): Promise<void> {
   setStatus('connecting', 'Connecting…');
   duet.closedReason = undefined;
   delete duet.error;
+  delete duet.connectMs;
+  delete duet.firstAudioMs;
   const t0 = performance.now();
+  const tl = new Timeline(t0);
+  duet.clickAt = Math.round(t0);
+  duet.connectPhases = tl.toJSON();
+  const mark = (name: string) => {
+    tl.mark(name);
+    duet.connectPhases = tl.toJSON();
+  };
   let signalling: Signalling | undefined;
   let mic: MediaStream | undefined;
+  let failed = false;
+  const transports: types.Transport[] = [];
+  // The microphone is asked for on the click (the page records nothing before), but nothing
+  // waits for it except sending: signalling, the join (and the call opening on the services) and
+  // the receiving side go ahead meanwhile.
+  const micReady = navigator.mediaDevices
+    .getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+    })
+    .then((m) => {
+      mark('micReady');
+      mic = m;
+      if (failed) for (const t of m.getTracks()) t.stop();
+      return m;
+    });
+  micReady.catch(() => undefined); // a refusal is reported where sending awaits it
   try {
     if (token) localStorage.setItem('duet.token', token);
-    [mic, signalling] = await Promise.all([
-      navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
-      }),
-      Signalling.open(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`),
-    ]);
-    const sig = signalling;
+    const sig = await Signalling.open(
+      `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
+    );
+    signalling = sig;
+    mark('wsOpen');
     sig.onClose = (code, reason) => endCall(reason || `closed (${code})`, code);
     sig.onNotification = (name, data) => {
       if (name === 'error')
@@ -194,20 +257,36 @@ async function startCall(): Promise<void> {
       if (name === 'closed') duet.closedReason = String(data.reason);
     };
     const joined = await sig.request<Json>('join', token ? { token } : {});
+    mark('joined');
     duet.callId = joined.callId as string;
     $('call-id').textContent = `call ${duet.callId} · agent ${joined.agent as string}`;
-    const device = new Device();
-    await device.load({ routerRtpCapabilities: joined.routerRtpCapabilities as types.RtpCapabilities });
+    const { device, preloaded: ahead } = await deviceFor(
+      joined.routerRtpCapabilities as types.RtpCapabilities,
+    );
+    mark(ahead ? 'deviceReady' : 'deviceLoaded');
     const send = device.createSendTransport(joined.sendTransport as types.TransportOptions);
     const recv = device.createRecvTransport(joined.recvTransport as types.TransportOptions);
-    for (const t of [send, recv]) {
+    transports.push(send, recv);
+    mark('transportsCreated');
+    for (const [name, t] of [
+      ['send', send],
+      ['recv', recv],
+    ] as const) {
       t.on('connect', ({ dtlsParameters }, ok, fail) => {
+        mark(`${name}Connect`);
         sig
           .request('connectTransport', {
             transportId: t.id,
             dtlsParameters: dtlsParameters as unknown as Json,
           })
-          .then(() => ok(), fail);
+          .then(() => {
+            mark(`${name}ConnectAnswered`);
+            ok();
+          }, fail);
+      });
+      t.on('connectionstatechange', (s) => {
+        if (s === 'connecting') mark(`${name}Connecting`);
+        if (s === 'connected') mark(`${name}Connected`);
       });
     }
     send.on('produce', ({ kind, rtpParameters }, ok, fail) => {
@@ -219,51 +298,80 @@ async function startCall(): Promise<void> {
         })
         .then(ok, fail);
     });
-    const track = mic.getAudioTracks()[0];
-    if (!track) throw new Error('no microphone');
-    const audioCtx = new AudioContext({ latencyHint: 'interactive' });
-    const [producer, consumerInfo] = await Promise.all([
-      send.produce({ track, codecOptions: { opusStereo: false, opusDtx: false, opusFec: true } }),
-      sig.request<Json>('consume', { rtpCapabilities: device.rtpCapabilities as unknown as Json }),
-    ]);
-    const consumer = await recv.consume({
-      id: consumerInfo.id as string,
-      producerId: consumerInfo.producerId as string,
-      kind: 'audio',
-      rtpParameters: consumerInfo.rtpParameters as types.RtpParameters,
+    // Sending: the microphone's track, once granted.
+    const sending = micReady.then(async (m) => {
+      const track = m.getAudioTracks()[0];
+      if (!track) throw new Error('no microphone');
+      const producer = await send.produce({
+        track,
+        codecOptions: { opusStereo: false, opusDtx: false, opusFec: true },
+      });
+      mark('produced');
+      return { m, producer };
     });
-    const agentStream = new MediaStream([consumer.track]);
-    // Chrome feeds WebAudio from a remote track only while a media element plays it.
-    ui.audio.srcObject = agentStream;
-    void ui.audio.play().catch(() => undefined);
-    await sig.request('resumeConsumer', { consumerId: consumer.id });
-    live = {
+    // Receiving: the SFU answers consume at once and resumeConsumer once the call is open on
+    // every service, so the receiving transport connects while the services open the call.
+    const receiving = (async () => {
+      const info = await sig.request<Json>('consume', {
+        rtpCapabilities: device.rtpCapabilities as unknown as Json,
+      });
+      mark('consumeAnswered');
+      const consumer = await recv.consume({
+        id: info.id as string,
+        producerId: info.producerId as string,
+        kind: 'audio',
+        rtpParameters: info.rtpParameters as types.RtpParameters,
+      });
+      mark('consumed');
+      // A remote track starts muted and unmutes on its first RTP packet.
+      if (consumer.track.muted)
+        consumer.track.addEventListener('unmute', () => mark('firstPacket'), { once: true });
+      else mark('firstPacket');
+      const agentStream = new MediaStream([consumer.track]);
+      // Chrome feeds WebAudio from a remote track only while a media element plays it.
+      ui.audio.srcObject = agentStream;
+      void ui.audio.play().catch(() => undefined);
+      await sig.request('resumeConsumer', { consumerId: consumer.id });
+      mark('resumed');
+      return { consumer, agentStream };
+    })();
+    const [{ m: micStream, producer }, { consumer, agentStream }] = await Promise.all([sending, receiving]);
+    const l: Live = {
       signalling: sig,
-      mic,
+      mic: micStream,
       send,
       recv,
       producer,
       consumer,
-      audioCtx,
       timers: [],
       startedAt: Date.now(),
       pipelineDelayMs: Number(joined.pipelineDelayMs ?? 0),
     };
+    live = l;
     await waitConnected(recv);
+    if (live !== l) return; // ended while connecting
     duet.connectMs = performance.now() - t0;
+    mark('live');
     $('connect').textContent = fmtMs(duet.connectMs);
     setStatus('live', 'Live');
-    const micLevel = analyser(audioCtx, mic);
-    const agentLevel = analyser(audioCtx, agentStream);
-    void audioCtx.resume();
-    const l = live;
+    // For the level meters only (the agent plays through the audio element): made once the call
+    // is live, as its constructor blocks the page (~0.4 s when it is the first audio the
+    // browser opens, ~10-40 ms once the microphone is open). The user's click allows it to play.
+    const ctx = new AudioContext({ latencyHint: 'interactive' });
+    l.audioCtx = ctx;
+    mark('audioContext');
+    const micLevel = analyser(ctx, micStream);
+    const agentLevel = analyser(ctx, agentStream);
+    void ctx.resume();
     l.timers.push(
       window.setInterval(() => {
         duet.micLevelDb = l.producer.paused ? -Infinity : micLevel();
         duet.agentLevelDb = agentLevel();
         if (duet.agentLevelDb > duet.agentPeakDb) duet.agentPeakDb = duet.agentLevelDb;
-        if (duet.firstAudioMs === undefined && duet.agentLevelDb > -70)
+        if (duet.firstAudioMs === undefined && duet.agentLevelDb > -70) {
           duet.firstAudioMs = performance.now() - t0;
+          mark('firstAudio');
+        }
         drawLevel('you', duet.micLevelDb);
         drawLevel('agent', duet.agentLevelDb);
       }, 50),
@@ -279,8 +387,10 @@ async function startCall(): Promise<void> {
     );
     void updateStats(l);
   } catch (error) {
+    failed = true;
     const code = (error as { code?: string }).code;
     for (const t of mic?.getTracks() ?? []) t.stop();
+    if (!live) for (const t of transports) t.close();
     signalling?.close();
     cleanup();
     duet.error ??= { message: (error as Error).message, ...(code ? { reason: code } : {}) };
@@ -312,7 +422,7 @@ async function updateStats(l: Live): Promise<void> {
         bytesReceived: s.bytesReceived ?? 0,
       };
       const jb = s.jitterBufferEmittedCount ? (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000 : 0;
-      const out = ((l.audioCtx.outputLatency || 0) + (l.audioCtx.baseLatency || 0)) * 1000;
+      const out = ((l.audioCtx?.outputLatency || 0) + (l.audioCtx?.baseLatency || 0)) * 1000;
       (duet as { jitterBufferMs?: number }).jitterBufferMs = jb;
       if (s.codecId) {
         const c = recvStats.get(s.codecId);
@@ -347,7 +457,7 @@ function cleanup(): void {
   for (const t of live.mic.getTracks()) t.stop();
   live.send.close();
   live.recv.close();
-  void live.audioCtx.close();
+  void live.audioCtx?.close();
   ui.audio.srcObject = null;
   live = undefined;
   drawLevel('you', -Infinity);
