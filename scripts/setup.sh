@@ -14,7 +14,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # prometheus (with promtool) and kubectl validate deploy/ and k8s/ and scrape the scale-out test;
 # Go with sprig and ghodss/yaml builds deploy/helm/render, which renders the Helm chart in tests.
 # sip-tester (SIPp) and baresip-core are the independent SIP peers of the SIP bridge's tests.
-apt_packages=(util-linux espeak-ng sox opus-tools nats-server sip-tester baresip-core
+# tcpdump: pnpm bench:sfu captures loopback to time the SFU's own forwarding (kernel timestamps).
+apt_packages=(util-linux espeak-ng sox opus-tools nats-server sip-tester baresip-core tcpdump
   build-essential pkg-config python3-venv libabsl-dev libsrtp2-dev libuv1-dev libusrsctp-dev libssl-dev
   nlohmann-json3-dev libflatbuffers-dev flatbuffers-compiler catch2 liburing-dev chromium
   prometheus kubectl golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev)

@@ -7,11 +7,20 @@
 // never reached the "tokenizer"; down = packets the SFU received from the "vocoder" but did not
 // send on (its consumer stats); what the werift callers themselves missed is printed apart.
 // SFU CPU = the SFU's node process + its mediasoup worker.
-// Last line: {"calls", "sfu_cpu_pct_per_call", "forward_latency_p99_ms", "loss_pct", ...}.
+// The SFU's own forwarding latency: with tcpdump (root), loopback is captured during each level's
+// window and each probe is timed between its kernel timestamps entering and leaving the SFU
+// (pcap.ts): up, the caller's SRTP (`ssrc:seq` in the clear, recorded as the caller sends) to the
+// plain RTP to the "tokenizer" (probe in the clear); down, the "vocoder"'s plain RTP to the SRTP to
+// the caller (`ssrc:seq` recorded as the caller receives). Without tcpdump these are skipped.
+// Last line: {"calls", "sfu_cpu_pct_per_call", "forward_latency_p99_ms" (end to end, probe send
+// time to receive, load generator included), "sfu_forward_p99_ms" (kernel-timestamped, the SFU
+// alone), "loss_pct", ...}.
 //
-// BENCH_CALLS (comma-separated levels, default 10,50,100), BENCH_SECONDS (per level, default 10).
+// BENCH_CALLS (comma-separated levels, default 10,50,100), BENCH_SECONDS (per level, default 10),
+// BENCH_PCAP=0 skips the capture.
 
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServiceProcess, startNatsServer, startServiceProcess } from '@duet/runtime/testing';
@@ -21,8 +30,10 @@ import {
   probePayload,
   readProbe,
   rtpPacket,
+  rtpPayload,
   startFakeCallServices,
 } from './fakeCallServices.js';
+import { type Capture, captureUnavailable, matchForwarding, percentile, startCapture } from './pcap.js';
 import { WeriftCaller } from './weriftCaller.js';
 
 const SECRET = 'bench-secret-bench-secret-bench-secret!!';
@@ -43,11 +54,8 @@ function cpuTicks(pid: number): number {
   return Number(rest[11]) + Number(rest[12]); // utime + stime
 }
 
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
+const pct = percentile;
+const ms = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(3)) : null);
 
 /** Probes received in one direction: packet index and latency (ms). */
 interface Received {
@@ -93,9 +101,16 @@ async function main(): Promise<void> {
     `SFU up (node pid ${pids[0]}, mediasoup worker pid ${pids[1]}); levels ${levels.join(', ')} calls, ${seconds} s each`,
   );
 
-  const results: Record<string, number>[] = [];
+  const noCapture = process.env.BENCH_PCAP === '0' ? 'BENCH_PCAP=0' : await captureUnavailable();
+  if (noCapture)
+    console.log(`SFU forwarding from kernel timestamps: skipped (${noCapture}); end-to-end figures only`);
+
+  const results: Record<string, number | null>[] = [];
   let up = received();
   let down = received();
+  /** `ssrc:seq` on the wire -> probe id (`call:index`), as the callers send and receive. */
+  let upSent = new Map<string, string>();
+  let downReceived = new Map<string, string>();
   fakes.onTokenizerPacket = (_call, payload, at) => {
     const p = readProbe(payload);
     if (!p) return;
@@ -120,6 +135,7 @@ async function main(): Promise<void> {
               down.call.push(p.call);
               down.index.push(p.index);
               down.latency.push(performance.timeOrigin + performance.now() - p.sentAt);
+              downReceived.set(`${rtp.header.ssrc}:${rtp.header.sequenceNumber}`, `${p.call}:${p.index}`);
             },
           });
         }),
@@ -136,18 +152,21 @@ async function main(): Promise<void> {
     // BENCH_SECONDS; sending goes on 0.5 s after it so that the window's last packets arrive.
     up = received();
     down = received();
+    upSent = new Map();
+    downReceived = new Map();
     let frame = 0;
     const { RtpPacket, RtpHeader } = await import('werift');
     const timer = setInterval(() => {
       frame++;
       for (let i = 0; i < callers.length; i++) {
         const payload = probePayload(i, frame);
-        callers[i]!.send(
+        const onWire = callers[i]!.send(
           new RtpPacket(
             new RtpHeader({ payloadType: OPUS_PT, sequenceNumber: frame & 0xffff, timestamp: frame * 960 }),
             payload,
           ),
         );
+        if (!noCapture) upSent.set(onWire, `${i}:${frame}`);
       }
       for (const [j, c] of fakeCalls.entries()) {
         c.seq++;
@@ -156,6 +175,21 @@ async function main(): Promise<void> {
       }
     }, 20);
     await new Promise((r) => setTimeout(r, 1_000));
+    // The ports that tell the sides apart: the SFU's WebRTC ports (callers' side) and the fake
+    // tokenizer sinks / vocoder sources (the plain side).
+    const sfuPorts = new Set(callers.flatMap((c) => c.sfuPorts));
+    const tokenizerPorts = new Set(fakeCalls.map((c) => c.sink.address().port));
+    const vocoderPorts = new Set(fakeCalls.map((c) => c.source.address().port));
+    let capture: Capture | undefined;
+    let captureError: string | undefined;
+    if (!noCapture) {
+      capture = await startCapture(join(tmpdir(), `duet-sfu-bench-${process.pid}-${n}.pcap`)).catch(
+        (e: unknown) => {
+          captureError = String(e);
+          return undefined;
+        },
+      );
+    }
     const cpu0 = pids.map(cpuTicks);
     const w0 = performance.now();
     const first = frame + 1;
@@ -166,6 +200,37 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     clearInterval(timer);
     await new Promise((r) => setTimeout(r, 200));
+    const captured = await capture?.stop().catch((e: unknown) => {
+      captureError = String(e);
+      return undefined;
+    });
+    let fwd: ReturnType<typeof matchForwarding> | undefined;
+    if (captured) {
+      fwd = matchForwarding({
+        packets: captured.packets,
+        sfuPorts,
+        tokenizerPorts,
+        vocoderPorts,
+        upSent,
+        downReceived,
+        probeOf: (d) => {
+          const payload = rtpPayload(d);
+          const p = payload && readProbe(payload);
+          return p ? `${p.call}:${p.index}` : undefined;
+        },
+        inWindow: (id) => {
+          const index = Number(id.slice(id.indexOf(':') + 1));
+          return index >= first && index <= last;
+        },
+      });
+      const f = (xs: number[]) =>
+        `${pct(xs, 50).toFixed(3)}/${pct(xs, 99).toFixed(3)}/${(xs.length ? xs.reduce((m, x) => Math.max(m, x), -Infinity) : Number.NaN).toFixed(3)}`;
+      console.log(
+        `SFU forwarding (kernel timestamps at the SFU's sockets): up p50/p99/max ${f(fwd.up.latencies)} ms, down p50/p99/max ${f(fwd.down.latencies)} ms, matched ${fwd.up.matched + fwd.down.matched} of ${fwd.up.total + fwd.down.total} (up ${fwd.up.matched}/${fwd.up.total}, down ${fwd.down.matched}/${fwd.down.total}; ${captured.packets.length} UDP packets captured, link type ${captured.linkType}, ${captured.dropped} dropped by the kernel)`,
+      );
+    } else if (captureError) {
+      console.log(`SFU forwarding from kernel timestamps: skipped at this level (${captureError})`);
+    }
     const inWindow = (d: Received) => {
       const latencies = d.latency.filter((_, k) => d.index[k]! >= first && d.index[k]! <= last);
       return { received: latencies.length, latencies };
@@ -215,6 +280,12 @@ async function main(): Promise<void> {
       up_p99_ms: Number(pct(upW.latencies, 99).toFixed(2)),
       down_p50_ms: Number(pct(downW.latencies, 50).toFixed(2)),
       down_p99_ms: Number(pct(downW.latencies, 99).toFixed(2)),
+      sfu_fwd_up_p50_ms: fwd ? ms(pct(fwd.up.latencies, 50)) : null,
+      sfu_fwd_up_p99_ms: fwd ? ms(pct(fwd.up.latencies, 99)) : null,
+      sfu_fwd_down_p50_ms: fwd ? ms(pct(fwd.down.latencies, 50)) : null,
+      sfu_fwd_down_p99_ms: fwd ? ms(pct(fwd.down.latencies, 99)) : null,
+      sfu_fwd_matched: fwd ? fwd.up.matched + fwd.down.matched : null,
+      sfu_fwd_probes: fwd ? fwd.up.total + fwd.down.total : null,
     };
     results.push(r);
     console.log(JSON.stringify(r));
@@ -226,11 +297,11 @@ async function main(): Promise<void> {
   const best = clean.at(-1) ?? results[0]!;
   const perCall = best.sfu_cpu_pct_per_call!;
   console.log(
-    '\ncalls | SFU CPU % | worker % | CPU %/call | loss up/down (SFU) % | down loss at caller % | up p50/p99 ms | down p50/p99 ms | connect p50/max ms',
+    '\ncalls | SFU CPU % | worker % | CPU %/call | loss up/down (SFU) % | down loss at caller % | up p50/p99 ms | down p50/p99 ms | SFU kernel up p50/p99 ms | SFU kernel down p50/p99 ms | matched | connect p50/max ms',
   );
   for (const r of results) {
     console.log(
-      `${r.calls} | ${r.sfu_cpu_pct} | ${r.worker_cpu_pct} | ${r.sfu_cpu_pct_per_call} | ${r.up_loss_pct}/${r.down_loss_pct} | ${r.down_loss_at_caller_pct} | ${r.up_p50_ms}/${r.up_p99_ms} | ${r.down_p50_ms}/${r.down_p99_ms} | ${r.connect_p50_ms}/${r.connect_max_ms}`,
+      `${r.calls} | ${r.sfu_cpu_pct} | ${r.worker_cpu_pct} | ${r.sfu_cpu_pct_per_call} | ${r.up_loss_pct}/${r.down_loss_pct} | ${r.down_loss_at_caller_pct} | ${r.up_p50_ms}/${r.up_p99_ms} | ${r.down_p50_ms}/${r.down_p99_ms} | ${r.sfu_fwd_up_p50_ms ?? '-'}/${r.sfu_fwd_up_p99_ms ?? '-'} | ${r.sfu_fwd_down_p50_ms ?? '-'}/${r.sfu_fwd_down_p99_ms ?? '-'} | ${r.sfu_fwd_matched ?? '-'}/${r.sfu_fwd_probes ?? '-'} | ${r.connect_p50_ms}/${r.connect_max_ms}`,
     );
   }
   console.log(
@@ -245,6 +316,12 @@ async function main(): Promise<void> {
       calls_per_core_by_cpu: Math.floor(100 / perCall),
       sfu_cpu_pct_per_call: perCall,
       forward_latency_p99_ms: Math.max(best.up_p99_ms!, best.down_p99_ms!),
+      sfu_forward_p99_ms:
+        best.sfu_fwd_up_p99_ms == null || best.sfu_fwd_down_p99_ms == null
+          ? null
+          : Math.max(best.sfu_fwd_up_p99_ms, best.sfu_fwd_down_p99_ms),
+      sfu_forward_p99_up_ms: best.sfu_fwd_up_p99_ms ?? null,
+      sfu_forward_p99_down_ms: best.sfu_fwd_down_p99_ms ?? null,
       loss_pct: Math.max(best.up_loss_pct!, best.down_loss_pct!),
       caller_loss_pct: best.down_loss_at_caller_pct,
       connect_p50_ms: best.connect_p50_ms,

@@ -115,6 +115,8 @@ export class WeriftCaller {
     private readonly track: MediaStreamTrack,
     readonly callId: string,
     readonly connectMs: number,
+    /** The SFU's ports of this call's WebRTC transports (its ICE candidates). */
+    readonly sfuPorts: number[],
   ) {}
 
   static async connect(url: string, token: string, hooks: WeriftCallerHooks): Promise<WeriftCaller> {
@@ -214,12 +216,19 @@ export class WeriftCaller {
     };
     const [{ sendPc, track }, recvPc] = await Promise.all([setUpSend(), setUpRecv()]);
     await Promise.all([connected(sendPc), connected(recvPc)]);
-    return new WeriftCaller(sig, sendPc, recvPc, track, joined.callId, performance.now() - t0);
+    const sfuPorts = [joined.sendTransport, joined.recvTransport].flatMap((t: Json) =>
+      (t.iceCandidates as Json[]).map((c) => Number(c.port)),
+    );
+    return new WeriftCaller(sig, sendPc, recvPc, track, joined.callId, performance.now() - t0, sfuPorts);
   }
 
-  /** Sends one RTP packet (werift sets SSRC, payload type and sequence). */
-  send(rtp: RtpPacket): void {
+  /**
+   * Sends one RTP packet (werift sets SSRC, payload type and sequence, on the packet's header, as
+   * it sends it) and returns `ssrc:seq` as on the wire (the SRTP header is in the clear).
+   */
+  send(rtp: RtpPacket): string {
     this.track.writeRtp(rtp);
+    return `${rtp.header.ssrc}:${rtp.header.sequenceNumber}`;
   }
 
   /** The SFU's stats of this call (its getStats request). */
