@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue-train")
     p.add_argument("--evalset", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
     p.add_argument("--stage-minutes", default="4,12,24", help="time budget of stages 1,2,3 (minutes)")
-    p.add_argument("--stage-steps", default="150,500,1000", help="step budget (and schedule length) of stages 1,2,3")
+    p.add_argument("--stage-steps", default="150,400,3000", help="step budget (and schedule length) of stages 1,2,3")
     _data_args(p, required=False)
     _train_args(p, with_steps=False)
     p.add_argument("--quiet", action="store_true")
