@@ -17,7 +17,7 @@ describe('SipUas', () => {
     const flow = testFlow();
     uas.receive(request({ method: 'INVITE', body: OFFER, branch: 'z9hG4bKinv1' }), flow);
     await settle();
-    expect(codes(flow)).toEqual([100, 180, 200]);
+    expect(once(flow)).toEqual([100, 180, 200]);
     const ok = flow.responses()[2]!;
     expect(ok.body.toString()).toMatch(/m=audio 40002 RTP\/AVP 0 101/);
     const toTag = toTagOf(ok);
@@ -54,7 +54,7 @@ describe('SipUas', () => {
     uas.receive(request({ method: 'INVITE', body: OFFER, branch: 'z9hG4bKc1' }), flow);
     await settle();
     uas.receive(request({ method: 'CANCEL', branch: 'z9hG4bKc1' }), flow);
-    expect(codes(flow)).toEqual([100, 180, 200, 487]);
+    expect(once(flow)).toEqual([100, 180, 200, 487]);
     expect(uas.activeCalls).toBe(0);
     expect(backend.closed).toHaveLength(1);
     // A CANCEL matching nothing: 481.
@@ -69,16 +69,18 @@ describe('SipUas', () => {
     const flow = testFlow();
     backend.capacity = false;
     uas.receive(request({ method: 'INVITE', body: OFFER, callId: 'a' }), flow);
-    expect(codes(flow)).toEqual([503]);
+    expect(once(flow)).toEqual([503]);
     expect(header(flow.responses()[0]!, 'retry-after')).toBe('5');
     backend.capacity = true;
     backend.full = true;
-    uas.receive(request({ method: 'INVITE', body: OFFER, callId: 'b' }), flow);
+    // Another flow, so that Timer G's resends of the first 503 do not interleave.
+    const flowB = testFlow();
+    uas.receive(request({ method: 'INVITE', body: OFFER, callId: 'b' }), flowB);
     await settle();
-    expect(codes(flow)).toEqual([503, 100, 180, 503]);
-    expect(header(flow.responses()[3]!, 'retry-after')).toBe('5');
+    expect(once(flowB)).toEqual([100, 180, 503]);
+    expect(header(flowB.responses()[2]!, 'retry-after')).toBe('5');
     // The final response keeps the To tag of the 180 (one early dialog).
-    expect(toTagOf(flow.responses()[3])).toBe(toTagOf(flow.responses()[2]));
+    expect(toTagOf(flowB.responses()[2])).toBe(toTagOf(flowB.responses()[1]));
     expect((await metrics.errors.get()).values.find((v) => v.labels.reason === 'no_capacity')?.value).toBe(2);
     expect(uas.activeCalls).toBe(0);
     expect(backend.handles[0]!.released).toBe(true);
@@ -93,7 +95,7 @@ describe('SipUas', () => {
     const flow = testFlow();
     uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
     await settle();
-    expect(codes(flow)).toEqual([100, 180, 200]);
+    expect(once(flow)).toEqual([100, 180, 200]);
     expect(backend.ready).toEqual([]);
     expect((await metrics.setupMs.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
     expect(
@@ -119,10 +121,10 @@ describe('SipUas', () => {
     const flow = testFlow();
     uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
     await settle(20);
-    expect(codes(flow)).toEqual([100, 180]);
+    expect(once(flow)).toEqual([100, 180]);
     gate.resolve();
     await settle();
-    expect(codes(flow)).toEqual([100, 180, 200]);
+    expect(once(flow)).toEqual([100, 180, 200]);
     expect(backend.ready).toHaveLength(1);
     uas.close();
   });
@@ -135,7 +137,7 @@ describe('SipUas', () => {
     const flow = testFlow();
     uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
     await settle();
-    expect(codes(flow)).toEqual([100, 180, 503]);
+    expect(once(flow)).toEqual([100, 180, 503]);
     expect(header(flow.responses()[2]!, 'retry-after')).toBe('5');
     expect(uas.activeCalls).toBe(0);
     uas.close();
@@ -150,7 +152,7 @@ describe('SipUas', () => {
     const flow = testFlow();
     uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
     await settle();
-    expect(codes(flow)).toEqual([100, 180, 200]);
+    expect(once(flow)).toEqual([100, 180, 200]);
     gate.resolve();
     await settle();
     // No BYE before the ACK of the 200 (RFC 3261 15); the media and the services are released already.
@@ -199,7 +201,7 @@ describe('SipUas', () => {
     const flow = testFlow();
     uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
     await settle();
-    expect(codes(flow)).toEqual([100, 180, 503]);
+    expect(once(flow)).toEqual([100, 180, 503]);
     expect(header(flow.responses()[2]!, 'retry-after')).toBe('5');
     await settle(300);
     // The ring delay passed: still no 200.
@@ -222,7 +224,7 @@ describe('SipUas', () => {
     uas.receive(request({ method: 'INVITE', body: OFFER, branch: 'z9hG4bKcs' }), flow);
     await settle();
     uas.receive(request({ method: 'CANCEL', branch: 'z9hG4bKcs' }), flow);
-    expect(codes(flow)).toEqual([100, 180, 200, 487]);
+    expect(once(flow)).toEqual([100, 180, 200, 487]);
     expect(header(flow.responses()[2]!, 'cseq')).toMatch(/CANCEL/);
     expect(backend.handles[0]!.released).toBe(true);
     expect(uas.activeCalls).toBe(0);
@@ -278,7 +280,7 @@ describe('SipUas', () => {
       ),
       flow,
     );
-    expect(codes(flow)).toEqual([488, 405, 481, 200, 420, 483]);
+    expect(once(flow)).toEqual([488, 405, 481, 200, 420, 483]);
     expect(header(flow.responses()[4]!, 'unsupported')).toBe('100rel');
     expect(header(flow.responses()[1]!, 'allow')).toMatch(/INVITE/);
     uas.close();
@@ -308,7 +310,7 @@ describe('SipUas', () => {
     });
     const flow = testFlow('198.51.100.9');
     uas.receive(request({ method: 'INVITE', body: OFFER }), flow);
-    expect(codes(flow)).toEqual([401]);
+    expect(once(flow)).toEqual([401]);
     expect(header(flow.responses()[0]!, 'www-authenticate')).toMatch(/^Digest realm="duet", nonce="/);
     const { uas: closed } = testUas(testBackend());
     const stranger = testFlow('198.51.100.9');
@@ -320,7 +322,12 @@ describe('SipUas', () => {
 
   it('limits INVITEs per source (503 + Retry-After) and concurrent calls', async () => {
     const { SourceRateLimiter } = await import('./security.js');
-    const { uas } = testUas(testBackend(), { limiter: new SourceRateLimiter(0.1, 2), maxCalls: 1 });
+    // T1 of 1 s: no Timer G resends inside the test (they would repeat the 503s).
+    const { uas } = testUas(testBackend(), {
+      limiter: new SourceRateLimiter(0.1, 2),
+      maxCalls: 1,
+      t1Ms: 1_000,
+    });
     const flow = testFlow();
     for (let i = 0; i < 3; i++)
       uas.receive(request({ method: 'INVITE', body: OFFER, callId: `r${i}` }), flow);
