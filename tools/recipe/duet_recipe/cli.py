@@ -154,6 +154,8 @@ def _train_args(p, with_steps: bool = True) -> None:
     p.add_argument("--train-seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device (cuda for continued training of a large LLM)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--decision-weight", type=float, default=1.0,
+                   help="loss weight of the agent's tokens where it decides to take the floor or not (after a caller's turn end, in a pause)")
     if with_steps:
         p.add_argument("--quiet", action="store_true")
 
@@ -163,7 +165,7 @@ def _train_kwargs(args, stage: int) -> dict:
             "lr": args.lr, "chunk_ms": [int(x) for x in str(args.chunk_ms).split(",")], "seed": args.train_seed,
             "threads": args.threads, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
             "kv_heads": args.kv_heads, "intermediate": args.intermediate, "max_context": args.max_context,
-            "device": args.device, "dtype": args.dtype}
+            "device": args.device, "dtype": args.dtype, "decision_weight": args.decision_weight}
 
 
 def _vocoder_args(p) -> None:

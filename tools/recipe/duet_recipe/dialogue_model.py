@@ -65,7 +65,8 @@ def model_config(vocab: Vocab, *, layers: int, hidden: int, heads: int, kv_heads
 class Sequences:
     """Token sequences of one stage (per chunk size), with per-token loss weights."""
 
-    def __init__(self, data: Path, stage: int, vocab: Vocab, chunk_ms: list[int], split: str = "train"):
+    def __init__(self, data: Path, stage: int, vocab: Vocab, chunk_ms: list[int], split: str = "train",
+                 decision_weight: float = 1.0):
         self.seqs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # tokens, weights, s0 positions
         if stage == 1:
             for _i, turns in load_stage(data, 1, split):
@@ -74,11 +75,15 @@ class Sequences:
                 starts = np.flatnonzero(np.isin(toks, [vocab.s0, vocab.s1]))
                 self.seqs.append((toks, w, starts))
         else:
-            for _m, agent, user in load_stage(data, stage, split):
+            for meta, agent, user in load_stage(data, stage, split):
                 for ms in chunk_ms:
-                    toks, _chunk, agent_side = interleave(agent, user, ms // 40, vocab, with_chunks=True)
+                    toks, chunk, agent_side = interleave(agent, user, ms // 40, vocab, with_chunks=True)
                     toks = np.array(toks, np.int64)
-                    w = np.where(np.array(agent_side) | (toks == vocab.s1), 1.0, USER_UNIT_WEIGHT).astype(np.float32)
+                    own = np.array(agent_side) | (toks == vocab.s1)
+                    w = np.where(own, 1.0, USER_UNIT_WEIGHT).astype(np.float32)
+                    if decision_weight != 1.0:
+                        d = decision_chunks(meta, ms / 1000, int(max(chunk, default=-1)) + 1)
+                        w[own & d[np.array(chunk, np.int64)]] *= decision_weight
                     self.seqs.append((toks, w, np.flatnonzero(toks == vocab.s0)))
         if not self.seqs:
             raise DialogueRecipeError(f"no stage-{stage} {split} sequences in {data}")
@@ -94,6 +99,17 @@ class Sequences:
         x = toks[a:a + seq_len + 1]
         ww = w[a:a + seq_len + 1]
         return x, ww
+
+
+def decision_chunks(meta: dict, chunk_s: float, n: int, after_end_s: float = 1.0) -> np.ndarray:
+    """Chunks in which the agent decides whether to take the floor: from a caller's turn end until
+    `after_end_s` later, and through a caller's mid-turn pause (ground-truth events of the sample)."""
+    d = np.zeros(max(n, 0), bool)
+    ev = meta.get("events", {})
+    spans = [(t, t + after_end_s) for t in ev.get("callerEnds", [])] + [tuple(p) for p in ev.get("pauses", [])]
+    for a, b in spans:
+        d[max(0, int(a / chunk_s)):max(0, min(n, int(math.ceil(b / chunk_s))))] = True
+    return d
 
 
 def _batch(sources: list[tuple[Sequences, float]], rng, batch: int, seq_len: int, pad: int):
@@ -144,8 +160,10 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
                 warmup: int = 50, chunk_ms: list[int] | None = None, seed: int = 0, threads: int = 2,
                 layers: int = 4, hidden: int = 128, heads: int = 4, kv_heads: int = 2, intermediate: int = 384,
                 max_context: int = 1024, checkpoint_minutes: float = 3.0, device: str = "cpu",
-                dtype: str = "float32", progress: bool = True) -> dict:
-    """Trains one stage in `work` (resumable); returns a summary with the loss history's end."""
+                dtype: str = "float32", decision_weight: float = 1.0, progress: bool = True) -> dict:
+    """Trains one stage in `work` (resumable); returns a summary with the loss history's end.
+    `decision_weight` multiplies the loss of the agent's tokens where it decides whether to take
+    the floor (after a caller's turn end, during a caller's pause; stages 2 and 3)."""
     import torch
     from tqdm import tqdm
     from transformers import LlamaForCausalLM
@@ -169,7 +187,7 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
         vocab = Vocab(int(t["unitBase"]), unit_count, int(t["s0"]), int(t["s1"]), 0)
     settings = {"stage": stage, "steps": steps, "batch": batch, "seqLen": seq_len, "lr": lr, "warmup": warmup,
                 "chunkMs": chunk_ms, "seed": seed, "init": str(init) if init else None,
-                "userUnitWeight": USER_UNIT_WEIGHT, "device": device, "dtype": dtype}
+                "userUnitWeight": USER_UNIT_WEIGHT, "decisionWeight": decision_weight, "device": device, "dtype": dtype}
     state_path = work / "state.pt"
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     if init is not None:
@@ -204,9 +222,10 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
     if stage == 1:
         sources = [(Sequences(data, 1, vocab, chunk_ms), 1.0)]
     elif stage == 2:
-        sources = [(Sequences(data, 2, vocab, chunk_ms), 1.0)]
+        sources = [(Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight), 1.0)]
     else:
-        sources = [(Sequences(data, 3, vocab, chunk_ms), 0.75), (Sequences(data, 2, vocab, chunk_ms), 0.25)]
+        sources = [(Sequences(data, 3, vocab, chunk_ms, decision_weight=decision_weight), 0.75),
+                   (Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight), 0.25)]
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"stage {stage}: {n_params / 1e6:.2f} M parameters, {sum(s.tokens for s, _ in sources) / 1e6:.2f} M "
          f"tokens of sequences, {steps} steps of {batch} x {seq_len}")

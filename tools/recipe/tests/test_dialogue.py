@@ -127,6 +127,18 @@ def _last_agent_unit(agent, u):
     return last
 
 
+def test_decision_chunks_cover_turn_ends_and_pauses():
+    from duet_recipe.dialogue_model import decision_chunks
+
+    meta = {"events": {"callerEnds": [1.0], "pauses": [[2.5, 2.9]]}}
+    d = decision_chunks(meta, 0.16, 25, after_end_s=0.5)
+    # turn end at 1.0 s: chunks 6 (0.96-1.12) .. 9 (1.44-1.60); pause 2.5-2.9 s: chunks 15 .. 18
+    assert np.flatnonzero(d).tolist() == [6, 7, 8, 9, 15, 16, 17, 18]
+    assert not decision_chunks({}, 0.16, 10).any()
+    # spans past the sample's end are clipped
+    assert decision_chunks({"events": {"callerEnds": [1.5]}}, 0.16, 10).tolist()[-1]
+
+
 def test_recipe_end_to_end(tmp_path):
     """A tiny run of the whole recipe: 3 local dialogues -> data -> stages 1-3 -> export -> ONNX."""
     _need_tools()
@@ -149,6 +161,13 @@ def test_recipe_end_to_end(tmp_path):
                  "--quiet"]) == 0
     info = json.loads((data / "data.json").read_text())
     assert info["dialogues"] == 3 and info["stages"]["2"]["samples"] == 3 and info["stages"]["3"]["samples"] == 3
+    from duet_recipe.dialogue_model import Sequences
+
+    plain, heavy = (Sequences(data, 3, Vocab.default(128), [160], decision_weight=k) for k in (1.0, 4.0))
+    assert all((a[0] == b[0]).all() for a, b in zip(plain.seqs, heavy.seqs))
+    assert max(float(w.max()) for _, w, _ in plain.seqs) == 1.0
+    assert any((w == 4.0).any() for _, w, _ in heavy.seqs)  # the agent's floor decisions weighted up
+    assert all(((w == 4.0) <= (p == 1.0)).all() for (_, p, _), (_, w, _) in zip(plain.seqs, heavy.seqs))
     tiny = ["--layers", "1", "--hidden", "32", "--heads", "2", "--kv-heads", "1", "--intermediate", "64",
             "--batch", "2", "--seq-len", "128", "--threads", "2", "--quiet"]
     init = None
@@ -158,9 +177,9 @@ def test_recipe_end_to_end(tmp_path):
         assert main(args) == 0
         init = work / f"s{stage}" / "final"
         assert (init / "duet_tokens.json").exists()
-    # resumable: more steps continue from state.pt
+    # resumable: more steps continue from state.pt (here with the floor decisions weighted up)
     assert main(["dialogue-train", "--data", str(data), "--work", str(work / "s3"), "--stage", "3", "--steps", "4",
-                 "--init", str(work / "s2" / "final"), *tiny]) == 0
+                 "--init", str(work / "s2" / "final"), "--decision-weight", "4", *tiny]) == 0
     log = [json.loads(x) for x in (work / "s3" / "loss.log").read_text().splitlines()]
     assert log[-1]["step"] == 4
     assert main(["dialogue-export", "--checkpoint", str(init), "--out", str(out), "--quiet"]) == 0
