@@ -81,7 +81,7 @@ export class LoopLink {
    */
   async produceAgent(codec: LoopCodec, ssrc: number = randomInt(1, 0xffff_ffff)): Promise<types.Producer> {
     if (this.agent) throw new Error('the agent is already produced');
-    this.agent = await this.fromVocoder.produce(agentRtpParameters(codec, ssrc));
+    this.agent = await this.fromVocoder.produce(audioProducerOptions(codec, ssrc));
     return this.agent;
   }
 
@@ -120,7 +120,7 @@ export class LoopLink {
     }
     this.duetCall = call;
     await this.toTokenizer.connect({ ip: call.tokenizerRtp.host, port: call.tokenizerRtp.port });
-    this.agent ??= await this.fromVocoder.produce(agentRtpParameters(codec, call.agentSsrc));
+    this.agent ??= await this.fromVocoder.produce(audioProducerOptions(codec, call.agentSsrc));
     return call;
   }
 
@@ -133,7 +133,8 @@ export class LoopLink {
   }
 }
 
-const agentRtpParameters = (codec: LoopCodec, ssrc: number): types.ProducerOptions => ({
+/** A plain-RTP audio producer's options: one codec, one encoding with the given SSRC. */
+export const audioProducerOptions = (codec: LoopCodec, ssrc: number): types.ProducerOptions => ({
   kind: 'audio',
   rtpParameters: {
     codecs: [

@@ -8,7 +8,13 @@
 
 import { randomInt } from 'node:crypto';
 import type { DuetCall, DuetControl } from '@duet/runtime';
-import { LinkClosedError, LoopLink, routerCodec, type WorkerSlot } from '@duet/sfu/media';
+import {
+  audioProducerOptions,
+  LinkClosedError,
+  LoopLink,
+  routerCodec,
+  type WorkerSlot,
+} from '@duet/sfu/media';
 import type { types } from 'mediasoup';
 import { RtpFront } from './rtpFront.js';
 import type { Negotiated } from './sdp.js';
@@ -127,20 +133,7 @@ export class SipMedia {
       let t2 = 0;
       const [, callerProducer, call] = await Promise.all([
         edge.connect({ ip: mediaIp, port: this.front.port }),
-        edge.produce({
-          kind: 'audio',
-          rtpParameters: {
-            codecs: [
-              {
-                mimeType: codec.mimeType,
-                payloadType: codec.payloadType,
-                clockRate: codec.clockRate,
-                channels: codec.channels,
-              },
-            ],
-            encodings: [{ ssrc: this.ssrc }],
-          },
-        }),
+        edge.produce(audioProducerOptions(codec, this.ssrc)),
         link
           .open(control, this.options.callId, codec, () => isCancelled() || this.closed)
           .then((c) => {
