@@ -14,6 +14,7 @@ export { createLogger, type Logger } from './logger.js';
 export { createMetricsRegistry, STAGE_MS_BUCKETS } from './metrics.js';
 export { connectNats, type NatsConnection } from './nats.js';
 export { type HealthState, type OpsServer, startOpsServer } from './opsServer.js';
+export { KeyedRateLimiter } from './rateLimiter.js';
 export {
   type GrpcServiceBinding,
   runService,

@@ -4,11 +4,11 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '@duet/runtime';
+import { KeyedRateLimiter, type Logger } from '@duet/runtime';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { ClientAssets } from './clientBundle.js';
 import type { SfuMetrics } from './metrics.js';
-import { originAllowed, RateLimiter } from './rateLimiter.js';
+import { originAllowed } from './rateLimiter.js';
 
 export interface SignallingServerOptions {
   readonly host: string;
@@ -41,7 +41,7 @@ function refuse(socket: Duplex, status: number, text: string): void {
 
 export async function startSignallingServer(options: SignallingServerOptions): Promise<SignallingServer> {
   const { metrics, log, assets } = options;
-  const limiter = new RateLimiter(options.connectionsPerMinute);
+  const limiter = new KeyedRateLimiter(options.connectionsPerMinute, 60_000, options.connectionsPerMinute);
   // Frames above maxPayload are cut by ws itself (1009); between the limit and that, 4413 names it.
   const wss = new WebSocketServer({
     noServer: true,

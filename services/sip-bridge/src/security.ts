@@ -116,27 +116,3 @@ export function parseDigest(value: string): Record<string, string | undefined> |
   for (const p of m[1]!.matchAll(re)) out[p[1]!.toLowerCase()] = p[2] ?? p[3];
   return out;
 }
-
-/** Token bucket per key (source address): `rate` per second, bursts up to `burst`. */
-export class SourceRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-  ) {}
-
-  take(key: string, nowMs: number): boolean {
-    const b = this.buckets.get(key) ?? { tokens: this.burst, at: nowMs };
-    b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.at) * this.rate) / 1000);
-    b.at = nowMs;
-    const ok = b.tokens >= 1;
-    if (ok) b.tokens -= 1;
-    this.buckets.set(key, b);
-    if (this.buckets.size > 10_000) {
-      for (const [k, v] of this.buckets)
-        if (v.tokens + ((nowMs - v.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(k);
-    }
-    return ok;
-  }
-}

@@ -9,6 +9,7 @@ import {
   callIdOfSubject,
   DuetControl,
   GrpcStatus,
+  KeyedRateLimiter,
   type ServiceContext,
   type ServiceHandle,
   subjects,
@@ -16,7 +17,7 @@ import {
 import { loadMediasoup, resolveWorkerBin, WorkerPool } from '@duet/sfu/media';
 import type { SipConfig } from './config.js';
 import { createSipMetrics } from './metrics.js';
-import { SourceRateLimiter, TrunkGuard } from './security.js';
+import { TrunkGuard } from './security.js';
 import { SipMedia } from './sipMedia.js';
 import { startSipTransport } from './sipTransport.js';
 import { type CallBackend, type MediaHandle, NoCapacityError, SipUas } from './uas.js';
@@ -192,7 +193,7 @@ export async function startSipBridge(ctx: ServiceContext<SipConfig>): Promise<Se
     metrics,
     backend,
     guard,
-    limiter: new SourceRateLimiter(config.DUET_SIP_INVITES_PER_SECOND, config.DUET_SIP_INVITE_BURST),
+    limiter: new KeyedRateLimiter(config.DUET_SIP_INVITES_PER_SECOND, 1_000, config.DUET_SIP_INVITE_BURST),
     publishDtmf: (callId, digit) => publishEvent(callId, CallEventKind.CALL_EVENT_KIND_DTMF, digit),
     codecs: config.DUET_SIP_CODECS,
     announcedIp,

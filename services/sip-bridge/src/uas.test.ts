@@ -1,3 +1,4 @@
+import { KeyedRateLimiter } from '@duet/runtime';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { header, parseMessage, parseNameAddr, type SipResponse } from './sipMessage.js';
@@ -321,10 +322,9 @@ describe('SipUas', () => {
   });
 
   it('limits INVITEs per source (503 + Retry-After) and concurrent calls', async () => {
-    const { SourceRateLimiter } = await import('./security.js');
     // T1 of 1 s: no Timer G resends inside the test (they would repeat the 503s).
     const { uas } = testUas(testBackend(), {
-      limiter: new SourceRateLimiter(0.1, 2),
+      limiter: new KeyedRateLimiter(0.1, 1_000, 2),
       maxCalls: 1,
       t1Ms: 1_000,
     });

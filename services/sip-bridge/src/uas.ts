@@ -5,10 +5,10 @@
 // 481, 487, 488, 503 + Retry-After. Media and the call services sit behind CallBackend.
 
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '@duet/runtime';
+import type { KeyedRateLimiter, Logger } from '@duet/runtime';
 import type { SipEndReason, SipErrorReason, SipMetrics } from './metrics.js';
 import { buildAnswer, type CodecName, type Direction, type Negotiated, negotiate, SdpError } from './sdp.js';
-import type { SourceRateLimiter, TrunkGuard } from './security.js';
+import type { TrunkGuard } from './security.js';
 import {
   HEADER_NAMES,
   header,
@@ -92,7 +92,7 @@ export interface UasOptions {
   readonly metrics: SipMetrics;
   readonly backend: CallBackend;
   readonly guard: TrunkGuard;
-  readonly limiter: SourceRateLimiter;
+  readonly limiter: KeyedRateLimiter;
   readonly publishDtmf: (callId: string, digit: string) => void;
   readonly codecs: readonly CodecName[];
   /** Address for Contact and SDP. */

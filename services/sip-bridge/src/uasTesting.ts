@@ -1,11 +1,11 @@
 // For the UAS's in-process tests (not exported from the package): a UAS wired to a recording
 // flow and a call backend without media, and builders of SIP requests.
 
-import { createLogger } from '@duet/runtime';
+import { createLogger, KeyedRateLimiter } from '@duet/runtime';
 import { Registry } from 'prom-client';
 import type { TrunkConfig } from './config.js';
 import { createSipMetrics, type SipMetrics } from './metrics.js';
-import { SourceRateLimiter, TrunkGuard } from './security.js';
+import { TrunkGuard } from './security.js';
 import { parseMessage, type SipResponse } from './sipMessage.js';
 import {
   type CallBackend,
@@ -137,7 +137,7 @@ export function testUas(
     metrics,
     backend,
     guard: new TrunkGuard(trunks ?? [{ name: 'local', allow: ['127.0.0.0/8'] }], 'duet'),
-    limiter: new SourceRateLimiter(1_000, 1_000),
+    limiter: new KeyedRateLimiter(1_000, 1_000, 1_000),
     publishDtmf: () => undefined,
     codecs: ['OPUS', 'PCMU', 'PCMA'],
     announcedIp: '127.0.0.1',
