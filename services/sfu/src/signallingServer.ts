@@ -8,7 +8,7 @@ import { KeyedRateLimiter, type Logger } from '@duet/runtime';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { ClientAssets } from './clientBundle.js';
 import type { SfuMetrics } from './metrics.js';
-import { originAllowed } from './rateLimiter.js';
+import { originAllowed } from './originAllowlist.js';
 
 export interface SignallingServerOptions {
   readonly host: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { originAllowed } from './rateLimiter.js';
+import { originAllowed } from './originAllowlist.js';
 
 describe('origin allowlist', () => {
   it('allows no Origin, the same origin and listed origins only', () => {
