@@ -1,5 +1,8 @@
 // Public API of @duet/eval: voice activity, turn-taking statistics, the behaviour suite, the
 // eval runner (`duet eval`) and two agents over the clock (`duet simulate`).
+
+// The dialogue model's default and resolution live beside the untrained model in @duet/engine/tiny.
+export { DEFAULT_DIALOGUE_MODEL, resolveDialogueModel } from '@duet/engine/tiny';
 export {
   type BehaviourOptions,
   mean,
@@ -25,12 +28,10 @@ export { promptTokens } from './generate.js';
 export { applyingStep, deliveryTimeMs } from './latency.js';
 export { evalMarkdown, fmt, markdownTable } from './report.js';
 export {
-  DEFAULT_DIALOGUE_MODEL,
   DEFAULT_EVALSET,
   type EvalResult,
   evalSummary,
   type RunEvalOptions,
-  resolveDialogueModel,
   runEval,
 } from './runEval.js';
 export {

@@ -1,10 +1,9 @@
 // `duet eval`: an eval set through the real tokenizer, engine and vocoder, scored from voice
 // activity, written as a Markdown + JSON report.
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { encodeWav } from '@duet/audio';
-import { ensureTinyModel, repoRoot, UNTRAINED_DIALOGUE_MODEL } from '@duet/engine/tiny';
+import { repoRoot, resolveDialogueModel } from '@duet/engine/tiny';
 import { chunkGeometry } from '@duet/sync';
 import { loadCodec, tokenizeSignals, vocodeChunks } from './codec.js';
 import { type EvalSet, loadEvalSet } from './evalSet.js';
@@ -19,18 +18,9 @@ import {
 } from './score.js';
 import { SileroVad } from './vad.js';
 
-export const DEFAULT_DIALOGUE_MODEL = join(repoRoot, 'models/default/dialogue/manifest.json');
 export const DEFAULT_UNITS_MODEL = join(repoRoot, 'models/default/units/manifest.json');
 export const DEFAULT_VOCODER_MODEL = join(repoRoot, 'models/default/vocoder/manifest.json');
 export const DEFAULT_EVALSET = join(repoRoot, '.cache/recipe/evalset');
-
-/** The committed default dialogue model when present, else the untrained one `duet start` uses (built once). */
-export async function resolveDialogueModel(path?: string): Promise<{ path: string; untrained: boolean }> {
-  if (path) return { path, untrained: false };
-  if (existsSync(DEFAULT_DIALOGUE_MODEL)) return { path: DEFAULT_DIALOGUE_MODEL, untrained: false };
-  const tiny = await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true });
-  return { path: tiny.manifestPath, untrained: true };
-}
 
 export interface RunEvalOptions {
   readonly evalSet: string | EvalSet;

@@ -2,11 +2,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeWav } from '@duet/audio';
+import { resolveDialogueModel } from '@duet/engine/tiny';
 import { chunkGeometry } from '@duet/sync';
 import { loadCodec, tokenizeSignals, vocodeChunks } from './codec.js';
 import { type EvalSet, loadEvalSet } from './evalSet.js';
 import { correlationTable, fmt, markdownTable } from './report.js';
-import { DEFAULT_UNITS_MODEL, DEFAULT_VOCODER_MODEL, resolveDialogueModel } from './runEval.js';
+import { DEFAULT_UNITS_MODEL, DEFAULT_VOCODER_MODEL } from './runEval.js';
 import { clipSegments, type Segment } from './segments.js';
 import { launchClock, type SimDialogue, type SimulationRun, simulateAgents } from './simulate.js';
 import {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureTinyModel, repoRoot, UNTRAINED_DIALOGUE_MODEL } from '@duet/engine/tiny';
+import { repoRoot, resolveDialogueModel } from '@duet/engine/tiny';
 import type { DuetControlAddresses } from '@duet/runtime';
 import {
   type NatsServerHandle,
@@ -81,7 +81,6 @@ export interface RunningSystem {
 }
 
 /** The committed default dialogue model (tools/recipe `duet-recipe default-dialogue`). */
-export const DEFAULT_DIALOGUE_MODEL = join(repoRoot, 'models/default/dialogue/manifest.json');
 
 export function serviceEntry(service: ServiceName): string {
   const entry = join(repoRoot, 'services', service, 'dist/main.js');
@@ -102,11 +101,7 @@ export async function launchSystem(options: LaunchOptions = {}): Promise<Running
         ...(options.natsStoreDir !== undefined ? { storeDir: options.natsStoreDir } : {}),
       });
   const natsUrl = options.natsUrl ?? nats!.url;
-  const dialogueModel =
-    options.dialogueModel ??
-    (existsSync(DEFAULT_DIALOGUE_MODEL)
-      ? DEFAULT_DIALOGUE_MODEL
-      : (await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true })).manifestPath);
+  const dialogueModel = (await resolveDialogueModel(options.dialogueModel)).path;
   const processes = Object.fromEntries(SERVICE_NAMES.map((s) => [s, [] as ServiceProcess[]])) as Record<
     ServiceName,
     ServiceProcess[]

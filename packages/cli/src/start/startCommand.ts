@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '@duet/engine/tiny';
+import { DEFAULT_DIALOGUE_MODEL, repoRoot } from '@duet/engine/tiny';
 import { freePort } from '@duet/runtime/testing';
 import { defaultWorkerBin } from '@duet/sfu';
 import { mintCallToken } from '@duet/sfu/token';
-import { DEFAULT_DIALOGUE_MODEL, launchSystem, SERVICE_NAMES } from './launcher.js';
+import { launchSystem, SERVICE_NAMES } from './launcher.js';
 
 const GRPC = { clock: 0, inference: 50051, tokenizer: 50052, vocoder: 50053 } as const;
 const HTTP = { clock: 9400, tokenizer: 9401, inference: 9402, vocoder: 9403 } as const;

@@ -101,8 +101,9 @@ export const BENCH_MODEL: TinyLlamaSpec = {
 
 /**
  * An untrained (random-weight) dialogue model in the default units' vocabulary (128 units +
- * [S0]/[S1]): what the services run until a trained default dialogue model is committed. It
- * exercises the whole loop at a realistic small size; what it says is noise.
+ * [S0]/[S1]): what the services run when models/default/dialogue is absent, and what the media-path
+ * tests run (it speaks on every chunk). It exercises the whole loop at a realistic small size;
+ * what it says is noise.
  */
 export const UNTRAINED_DIALOGUE_MODEL: TinyLlamaSpec = {
   layers: 2,
@@ -119,6 +120,20 @@ export const UNTRAINED_DIALOGUE_MODEL: TinyLlamaSpec = {
   s1: 129,
   seed: 11,
 };
+
+/** The committed default dialogue model (trained by tools/recipe `default-dialogue`). */
+export const DEFAULT_DIALOGUE_MODEL = join(repoRoot, 'models/default/dialogue/manifest.json');
+
+/**
+ * The dialogue model to serve or evaluate: `path` when given, else the committed default when
+ * present, else the untrained model (built once).
+ */
+export async function resolveDialogueModel(path?: string): Promise<{ path: string; untrained: boolean }> {
+  if (path) return { path, untrained: false };
+  if (existsSync(DEFAULT_DIALOGUE_MODEL)) return { path: DEFAULT_DIALOGUE_MODEL, untrained: false };
+  const tiny = await ensureTinyModel(UNTRAINED_DIALOGUE_MODEL, { quiet: true });
+  return { path: tiny.manifestPath, untrained: true };
+}
 
 export interface TinyModel {
   /** Hugging Face checkpoint directory (the reference's weights). */
