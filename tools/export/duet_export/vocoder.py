@@ -30,6 +30,11 @@ LRELU_SLOPE = 0.1
 # Chunked vs one-shot: the left context is the smallest one that keeps every chunk's samples
 # within this of the one-shot output (audio in [-1, 1]; 1e-4 is -80 dBFS).
 CHUNK_TOLERANCE = 1e-4
+# The chunk model keeps this much audio before the chunk (for the runtime's cross-fade, 10 ms
+# by default): 20 ms.
+CHUNK_KEEP_SAMPLES = 320
+# The chunk model must equal the one-shot model's output on what it keeps (float rounding only).
+CHUNK_MODEL_TOLERANCE = 1e-5
 
 # Config keys of CodeGenerator that add conditioning this contract has no input for.
 _CONDITIONING_KEYS = ("f0", "multispkr", "lambda_commit", "lambda_commit_code", "f0_quantizer_path",
@@ -306,20 +311,111 @@ def write_tiny(out: Path, raw: dict | None = None, seed: int = 0) -> tuple[Path,
     return ckpt, config
 
 
-def export_vocoder_onnx(model, out_dir: Path) -> Path:
+def chunk_trims(cfg: HifiganConfig, trimmed: int) -> tuple[int, list[int]]:
+    """Where the chunk model cuts each stage's input so that its output from sample `trimmed`
+    on is exact: (units dropped before `conv_pre`, per upsample stage the first input position
+    kept, in that stage's input samples). Cutting a tensor makes the next convolutions see zero
+    padding at the new left edge; the positions that padding reaches are cut at the next stage."""
+    reach = []  # per stage: outputs near a cut input edge that the cut changes
+    for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
+        p = (k - u) // 2
+        blocks = []
+        for rk, dil in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+            half = (rk - 1) // 2
+            blocks.append(sum(half * d + (half if cfg.resblock == "1" else 0) for d in dil))
+        reach.append(max(0, k - p - u) + max(blocks))
+    valid = trimmed - 3  # conv_post: kernel 7
+    keep = []
+    for i in reversed(range(len(cfg.upsample_rates))):
+        j = max(0, (valid - reach[i]) // cfg.upsample_rates[i])
+        keep.insert(0, j)
+        valid = j
+    return max(0, valid - 3), keep  # conv_pre: kernel 7
+
+
+def polyphase_upsample(up):
+    """`ConvTranspose1d(k, stride s, padding (k - s) / 2)` as an ordinary convolution with s
+    output phases per channel, interleaved: y[s q + r] = sum_d x[q + d] W[:, :, r + p - s d].
+    Same arithmetic; onnxruntime runs it about 6x faster than its ConvTranspose (whose col2im
+    dominates at the vocoder's few channels)."""
+    import torch
+    import torch.nn.functional as F
+
+    w = up.weight.detach()  # [in, out, k]
+    c_in, c_out, k = w.shape
+    s, p = up.stride[0], up.padding[0]
+    lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s  # tap offsets d: ceil((p - k + 1) / s) .. floor((s - 1 + p) / s)
+    taps = torch.zeros(c_out * s, c_in, hi - lo + 1)
+    for r in range(s):
+        for t, d in enumerate(range(lo, hi + 1)):
+            j = r + p - s * d
+            if 0 <= j < k:
+                taps[torch.arange(c_out) * s + r, :, t] = w[:, :, j].t()
+    bias = up.bias.detach().clone().repeat_interleave(s)
+
+    class Polyphase(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("taps", taps)
+            self.register_buffer("bias", bias)
+
+        def forward(self, x):
+            y = F.conv1d(F.pad(x, (-lo, hi)), self.taps, self.bias)  # [B, out * s, T]
+            b, _, t = y.shape
+            return y.reshape(b, c_out, s, t).transpose(2, 3).reshape(b, c_out, t * s)
+
+    return Polyphase()
+
+
+def chunk_generator(model, cfg: HifiganConfig, trimmed: int):
+    """The generator as the runtime runs it per chunk: same weights and arithmetic, but each
+    stage computes only the positions that reach output sample `trimmed` and after (the left
+    context is needed as input, not as audio), so `chunk(u) == model(u)[:, trimmed:]`; and the
+    transposed convolutions run as polyphase convolutions (`polyphase_upsample`)."""
+    import torch
+    import torch.nn.functional as F
+
+    units_cut, keep = chunk_trims(cfg, trimmed)
+    ups = torch.nn.ModuleList([polyphase_upsample(up) for up in model.ups])
+
+    class ChunkGenerator(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.g = model
+            self.ups = ups
+
+        def forward(self, units):
+            g = self.g
+            x = g.conv_pre(g.dict(units[:, units_cut:]).transpose(1, 2))
+            first = units_cut  # position of x[..., 0] in the full-length tensor
+            for i, up in enumerate(self.ups):
+                x = up(F.leaky_relu(x[:, :, keep[i] - first:], LRELU_SLOPE))
+                first = keep[i] * cfg.upsample_rates[i]
+                xs = g.resblocks[i * g.num_kernels](x)
+                for j in range(1, g.num_kernels):
+                    xs = xs + g.resblocks[i * g.num_kernels + j](x)
+                x = xs / g.num_kernels
+            x = g.conv_post(F.leaky_relu(x))
+            return torch.tanh(x).squeeze(1)[:, trimmed - first:]
+
+    return ChunkGenerator().eval()
+
+
+def export_vocoder_onnx(model, out_dir: Path, name: str = "model.onnx", dummy_units: int = 8,
+                       doc: str = "duet.vocoder/1 (docs/units-contract.md)") -> Path:
     import torch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path, tmp = out_dir / "model.onnx", out_dir / "model.onnx.tmp"
+    path, tmp = out_dir / name, out_dir / f"{name}.tmp"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
-            model, (torch.zeros(1, 8, dtype=torch.long),), str(tmp), opset_version=OPSET, dynamo=False,
+            model, (torch.zeros(1, dummy_units, dtype=torch.long),), str(tmp), opset_version=OPSET, dynamo=False,
             input_names=["units"], output_names=["audio"],
             dynamic_axes={"units": {0: "batch", 1: "units"}, "audio": {0: "batch", 1: "samples"}},
         )
-    finalize_onnx(tmp, path, "duet.vocoder/1 (docs/units-contract.md)", FORMAT)
+    finalize_onnx(tmp, path, doc, FORMAT)
     return path
 
 
@@ -357,6 +453,37 @@ def measure_left_context(run, cfg: HifiganConfig, *, chunk: int = 4, trials: int
                        f"({bound} units) as left context")
 
 
+def export_chunk_model(model, cfg: HifiganConfig, left_units: int, run_full, out: Path) -> dict:
+    """Exports `chunk.onnx` (the generator trimmed to what a chunk with `left_units` of context
+    needs: `chunk_generator`) and checks it against the one-shot model on random sequences of
+    several lengths; returns the manifest's `chunkModel` entry."""
+    from .contract import ort_session
+    from .manifest import sha256_file
+
+    trimmed = max(0, left_units * cfg.hop - CHUNK_KEEP_SAMPLES)
+    path = export_vocoder_onnx(chunk_generator(model, cfg, trimmed), out, "chunk.onnx",
+                               dummy_units=left_units + 4,
+                               doc="duet.vocoder/1 chunk model (docs/units-contract.md)")
+    session = ort_session(path)
+    rng = np.random.default_rng(7)
+    worst = 0.0
+    for n in range(left_units + 1, left_units + 9):
+        u = np.ascontiguousarray(rng.integers(0, cfg.num_embeddings, (2, n)), dtype=np.int64)
+        got = session.run(["audio"], {"units": u})[0]
+        want = run_full(u)[:, trimmed:]
+        if got.shape != want.shape:
+            raise VocoderError(f"chunk model gives {got.shape[1]} samples for {n} units, expected {want.shape[1]}")
+        worst = max(worst, float(np.abs(got - want).max()))
+    if worst > CHUNK_MODEL_TOLERANCE:
+        raise VocoderError(f"chunk model differs from the one-shot model by {worst:.3g} (tolerance "
+                           f"{CHUNK_MODEL_TOLERANCE})")
+    units_cut, keep = chunk_trims(cfg, trimmed)
+    _log(f"chunk model: first {trimmed} samples not computed (stage inputs cut at {keep}); "
+         f"max diff vs one-shot {worst:.3g}")
+    return {"model": path.name, "sha256": sha256_file(path), "trimmedSamples": trimmed,
+            "minUnits": left_units + 1, "maxAbsDiff": worst}
+
+
 def export_unit_hifigan(checkpoint: Path, config_path: Path, out: Path, *, progress: bool = True) -> Path:
     import onnx
     import torch
@@ -377,6 +504,7 @@ def export_unit_hifigan(checkpoint: Path, config_path: Path, out: Path, *, progr
     m = measure_left_context(run, cfg, progress=progress)
     _log(f"left context {m['leftContextUnits']} units: chunked vs one-shot max abs diff {m['maxAbsDiff']:.3g} "
          f"(tolerance {m['tolerance']}; analytic receptive field {m['receptiveFieldUnits']} units)")
+    chunk = export_chunk_model(model, cfg, m["leftContextUnits"], run, Path(out))
     left, right = cfg.receptive_units()
     manifest = {
         "format": FORMAT,
@@ -390,6 +518,7 @@ def export_unit_hifigan(checkpoint: Path, config_path: Path, out: Path, *, progr
         "leftContextUnits": m["leftContextUnits"],
         "rightReceptiveUnits": math.ceil(right),
         "leftContext": {k: m[k] for k in ("maxAbsDiff", "tolerance", "chunkUnits", "receptiveFieldUnits", "sweep")},
+        "chunkModel": chunk,
         "architecture": {
             "family": "unit-hifigan",
             "resblock": cfg.resblock,

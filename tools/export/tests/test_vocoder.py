@@ -83,6 +83,39 @@ def test_manifest_and_chunking(exported):
     assert vocoder.chunk_difference(run, seq, 4, left - 1) > vocoder.CHUNK_TOLERANCE
 
 
+def test_chunk_model_equals_one_shot_tail(exported):
+    """chunk.onnx computes only what a chunk with the manifest's left context needs: its output
+    for N units is the one-shot output from `trimmedSamples` on, and it does less work."""
+    _, _, manifest = exported
+    m = json.loads(manifest.read_text())
+    c = m["chunkModel"]
+    path = manifest.parent / c["model"]
+    assert c["sha256"] == sha256_file(path) and c["minUnits"] == m["leftContextUnits"] + 1
+    assert c["trimmedSamples"] == m["leftContextUnits"] * SPU - vocoder.CHUNK_KEEP_SAMPLES
+    full, chunk = _runner(manifest), ort_session(path)
+    rng = np.random.default_rng(3)
+    for n in (c["minUnits"], c["minUnits"] + 4, 30):
+        u = rng.integers(0, 32, (3, n)).astype(np.int64)
+        got = chunk.run(["audio"], {"units": u})[0]
+        want = full(u)[:, c["trimmedSamples"]:]
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= vocoder.CHUNK_MODEL_TOLERANCE
+    # Every upsample stage starts later than position 0: the left context is not synthesised.
+    _, keep = vocoder.chunk_trims(vocoder.parse_config(json.loads((manifest.parent.parent / "ckpt" / "config.json").read_text())), c["trimmedSamples"])
+    assert all(k > 0 for k in keep)
+
+
+@pytest.mark.parametrize("k, s", [(16, 8), (20, 10), (11, 5), (4, 2), (8, 8), (9, 3)])
+def test_polyphase_upsample_equals_conv_transpose(k, s):
+    torch.manual_seed(k * s)
+    up = torch.nn.ConvTranspose1d(6, 3, k, s, padding=(k - s) // 2)
+    x = torch.randn(2, 6, 13)
+    with torch.no_grad():
+        want, got = up(x), vocoder.polyphase_upsample(up)(x)
+    assert got.shape == want.shape == (2, 3, 13 * s)
+    assert torch.abs(got - want).max() < 1e-5
+
+
 def _raw(**kw):
     raw = vocoder.tiny_config(32)
     raw.update(kw)
