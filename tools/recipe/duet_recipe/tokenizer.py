@@ -113,11 +113,71 @@ def make_module(n_mels: int, mean=None, std=None, centroids=None):
             return (self.logmel_units(audio) - self.mean) * self.inv_std
 
         def forward(self, audio):
-            h = self.features(audio)
+            return self.assign(self.features(audio))
+
+        def assign(self, h):
             dist = self.centroid_sq - 2.0 * torch.matmul(h, self.centroids_t)
             return torch.argmin(dist, dim=-1)
 
     return LogMelUnits().eval()
+
+
+def chunk_module(module):
+    """The tokenizer as the runtime runs it per chunk (`chunk.onnx`): the input starts with
+    whole units of left context (>= 1), of which only the last 240 samples are a frame's; so it
+    skips the rest and the zero padding, and returns the units from the second on: exactly
+    `module(audio)[:, 1:]` (the left context unit is not computed)."""
+    import torch
+    import torch.nn.functional as F
+
+    class ChunkUnits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = module
+
+        def forward(self, audio):
+            m = self.m
+            x = audio[:, SAMPLES_PER_UNIT - LEFT_PAD:].unsqueeze(1)  # [B, 1, S - 400]
+            spec = F.conv1d(x, m.basis, stride=HOP)
+            re, im = spec[:, : m.bins], spec[:, m.bins:]
+            mel = torch.matmul(m.mel, re * re + im * im)
+            pooled = F.avg_pool1d(torch.log(mel + LOG_FLOOR), FRAMES_PER_UNIT, FRAMES_PER_UNIT).transpose(1, 2)
+            return m.assign((pooled - m.mean) * m.inv_std)
+
+    return ChunkUnits().eval()
+
+
+CHUNK_TRIMMED_UNITS = 1
+
+
+def export_chunk_model(module, out: Path, run_full) -> dict:
+    """Exports `chunk.onnx` and checks it against the one-shot model (`run_full`) on seeded
+    noise and silence at several lengths; returns the manifest's `chunkModel` entry."""
+    from duet_export.manifest import sha256_file
+    from duet_export.units import export_units_onnx
+
+    staging = Path(out) / "chunk-export"
+    path = export_units_onnx(chunk_module(module), staging)
+    final = Path(out) / "chunk.onnx"
+    path.replace(final)
+    staging.rmdir()
+    run = _ort_run(final)
+    rng = np.random.default_rng(3)
+    same = total = 0
+    for n in (2, 5, 9, 33):
+        for audio in (rng.standard_normal((2, n * SAMPLES_PER_UNIT)).astype(np.float32) * 0.1,
+                      np.zeros((1, n * SAMPLES_PER_UNIT), np.float32)):
+            got, want = run(audio), run_full(audio)[:, CHUNK_TRIMMED_UNITS:]
+            if got.shape != want.shape:
+                raise TokenizerError(f"chunk model gives {got.shape} units for {audio.shape} samples, "
+                                     f"expected {want.shape}")
+            same += int((got == want).sum())
+            total += want.size
+    # Same frames and arithmetic: only float rounding could flip a near-tied unit.
+    if same < 0.99 * total:
+        raise TokenizerError(f"chunk model agrees with the one-shot model on {same}/{total} units")
+    return {"model": final.name, "sha256": sha256_file(final), "trimmedUnits": CHUNK_TRIMMED_UNITS,
+            "minLeftContextSamples": SAMPLES_PER_UNIT}
 
 
 # ---------------------------------------------------------------- k-means
@@ -322,6 +382,7 @@ def train_tokenizer(corpus: Path, out: Path, *, units: int = 128, seed: int = 0,
         sweep.append({"leftContextUnits": lu, "agreement": round(same / total, 6)})
     agreement = next(s["agreement"] for s in sweep if s["leftContextUnits"] == left_units)
     silence = int(run(np.zeros((1, 8 * SAMPLES_PER_UNIT), np.float32))[0][-1])
+    chunk_model = export_chunk_model(module, Path(out), run)
     held_seconds = sum(len(a) for a in held_audio) / SAMPLE_RATE
     train_seconds = sum(len(a) for a in train_audio) / SAMPLE_RATE
     corpus_settings = json.loads((corpus / "corpus.json").read_text()) if (corpus / "corpus.json").exists() else {}
@@ -350,6 +411,7 @@ def train_tokenizer(corpus: Path, out: Path, *, units: int = 128, seed: int = 0,
             "audio": f"{len(held_audio)} held-out recipe utterances ({held_seconds:.1f} s, {total} units) "
                      f"of the corpus",
         },
+        "chunkModel": chunk_model,
         "silenceUnit": silence,
         "architecture": {
             "family": "logmel-kmeans",

@@ -97,6 +97,27 @@ def test_onnx_equals_torch_and_streams(tiny_recipe):
     assert same / total >= 0.99
 
 
+def test_chunk_model_equals_model_tail(tiny_recipe):
+    """chunk.onnx skips the left context unit: on speech with a whole unit of left context its
+    units are the model's from the second on."""
+    from duet_export.manifest import sha256_file
+    from duet_recipe.speech import read_wav
+
+    out, m = tiny_recipe["out"], tiny_recipe["manifest"]
+    c = m["chunkModel"]
+    assert c["model"] == "chunk.onnx" and c["sha256"] == sha256_file(out / "chunk.onnx")
+    assert (c["trimmedUnits"], c["minLeftContextSamples"]) == (1, SPU)
+    full, chunk = _session(out / "model.onnx"), _session(out / "chunk.onnx")
+    corpus = tiny_recipe["corpus"]
+    for line in (corpus / "index.jsonl").read_text().splitlines()[:4]:
+        speech = read_wav(corpus / json.loads(line)["file"])
+        for start in range(0, len(speech) - 5 * SPU, 4 * SPU):
+            a = np.ascontiguousarray(speech[None, start:start + 5 * SPU], dtype=np.float32)
+            (want,) = full.run(["units"], {"audio": a})
+            (got,) = chunk.run(["units"], {"audio": a})
+            np.testing.assert_array_equal(got, want[:, 1:])
+
+
 def test_silence_is_one_unit(tiny_recipe):
     sess = _session(tiny_recipe["out"] / "model.onnx")
     (units,) = sess.run(["units"], {"audio": np.zeros((3, SPU * 10), np.float32)})
