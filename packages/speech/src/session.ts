@@ -43,22 +43,34 @@ export async function openSpeechModel<F extends 'duet.units' | 'duet.vocoder'>(
   manifestPath: string,
   format: F,
   io: { input: [string, ort.Tensor.Type]; output: [string, ort.Tensor.Type] },
-  options: { intraOpThreads?: number; skipSha256?: boolean },
+  options: {
+    intraOpThreads?: number;
+    skipSha256?: boolean;
+    /** Run the manifest's chunk model, if it has one (default: yes). */
+    useChunkModel?:
+      | boolean
+      | ((manifest: F extends 'duet.units' ? UnitsManifest : VocoderManifest) => boolean);
+  },
 ): Promise<{
   manifest: F extends 'duet.units' ? UnitsManifest : VocoderManifest;
   session: ort.InferenceSession;
+  /** Whether the session runs the manifest's chunk model rather than the one-shot model. */
+  chunkModel: boolean;
 }> {
-  const { manifest, modelPath } = await loadSpeechManifest(manifestPath, format, {
+  const { manifest, modelPath, chunkModelPath } = await loadSpeechManifest(manifestPath, format, {
     verifySha256: !options.skipSha256,
   });
-  const session = await createSession(modelPath, options.intraOpThreads);
+  const use = options.useChunkModel ?? true;
+  const path =
+    chunkModelPath && (typeof use === 'function' ? use(manifest) : use) ? chunkModelPath : modelPath;
+  const session = await createSession(path, options.intraOpThreads);
   try {
-    checkIo(session, modelPath, io.input, io.output);
+    checkIo(session, path, io.input, io.output);
   } catch (error) {
     await session.release();
     throw error;
   }
-  return { manifest, session };
+  return { manifest, session, chunkModel: path !== modelPath };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureCached, repoRoot, runExportTool } from '@duet/engine/tiny';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -233,5 +233,97 @@ describe('the default vocoder (models/default/vocoder)', () => {
     expect(Math.sqrt(energy / n)).toBeLessThan(0.01);
     expect(Math.abs(sum / n)).toBeLessThan(0.001); // no DC offset (the raw model leaves ~0.005)
     await voc.close();
+  });
+});
+
+describe('chunk models (the models trimmed to what one chunk needs)', () => {
+  const defaultUnits = join(repoRoot, 'models/default/units/manifest.json');
+  const defaultVocoder = join(repoRoot, 'models/default/vocoder/manifest.json');
+
+  /** Utterance-like audio: a gliding tone with pauses, chunk by chunk. */
+  function speechLike(k: number): Float32Array {
+    return Float32Array.from({ length: 2560 }, (_, i) => {
+      const t = k * 2560 + i;
+      const on = Math.floor(t / 4000) % 3 !== 2;
+      return on ? 0.3 * Math.sin((2 * Math.PI * (120 + (t % 8000) / 40) * t) / 16000) : 0;
+    });
+  }
+
+  it('the default tokenizer gives the same units with its chunk model as with the one-shot model', async () => {
+    const chunk = await SpeechTokenizer.load({ manifestPath: defaultUnits, unitsPerChunk: 4 });
+    const full = await SpeechTokenizer.load({
+      manifestPath: defaultUnits,
+      unitsPerChunk: 4,
+      useChunkModel: false,
+    });
+    expect(chunk.trimmedUnits).toBe(1);
+    expect(full.trimmedUnits).toBe(0);
+    const [a, b] = [chunk.openStream(), full.openStream()];
+    const got: number[] = [];
+    const want: number[] = [];
+    for (let k = 0; k < 30; k++) {
+      const pcm = speechLike(k);
+      got.push(...((await chunk.tokenize([{ stream: a, pcm }]))[0] as number[]));
+      want.push(...((await full.tokenize([{ stream: b, pcm }]))[0] as number[]));
+    }
+    expect(new Set(want).size).toBeGreaterThan(5);
+    expect(got).toEqual(want);
+    // Without a whole unit of left context the chunk model cannot run: the one-shot model does.
+    const noLeft = await SpeechTokenizer.load({
+      manifestPath: defaultUnits,
+      unitsPerChunk: 4,
+      leftContextSamples: 0,
+    });
+    expect(noLeft.trimmedUnits).toBe(0);
+    expect((await noLeft.tokenize([{ stream: noLeft.openStream(), pcm: speechLike(3) }]))[0]).toHaveLength(4);
+    await Promise.all([chunk.close(), full.close(), noLeft.close()]);
+  });
+
+  it('the default vocoder gives the same audio with its chunk model as with the one-shot model', async () => {
+    const chunk = await Vocoder.load({ manifestPath: defaultVocoder, unitsPerChunk: 4 });
+    const full = await Vocoder.load({ manifestPath: defaultVocoder, unitsPerChunk: 4, useChunkModel: false });
+    expect(chunk.trimmedSamples).toBeGreaterThan(0);
+    expect(full.trimmedSamples).toBe(0);
+    const [a, b] = [chunk.openStream(), full.openStream()];
+    let worst = 0;
+    let level = 0;
+    for (let k = 0; k < 12; k++) {
+      const units = [0, 1, 2, 3].map((j) => (k * 37 + j * 11) % chunk.manifest.unitCount);
+      const [x] = await chunk.vocode([{ stream: a, units }]);
+      const [y] = await full.vocode([{ stream: b, units }]);
+      for (let i = 0; i < 2560; i++) {
+        worst = Math.max(worst, Math.abs((x as Float32Array)[i]! - (y as Float32Array)[i]!));
+        level = Math.max(level, Math.abs((y as Float32Array)[i]!));
+      }
+    }
+    expect(level).toBeGreaterThan(0.05);
+    expect(worst).toBeLessThan(1e-5);
+    await Promise.all([chunk.close(), full.close()]);
+  });
+
+  it('refuses a chunk model whose file changed or whose geometry is impossible', async () => {
+    const manifest = JSON.parse(await readFile(defaultVocoder, 'utf8')) as {
+      chunkModel: Record<string, unknown>;
+      leftContextUnits: number;
+    };
+    const copy = join(repoRoot, 'models/default/vocoder/manifest.test-bad.json');
+    try {
+      for (const [chunkModel, error] of [
+        [{ ...manifest.chunkModel, sha256: '0'.repeat(64) }, /sha256 of chunk.onnx is/],
+        [{ ...manifest.chunkModel, model: 'gone.onnx' }, /cannot read model file gone.onnx/],
+        [{ ...manifest.chunkModel, trimmedSamples: -1 }, /chunkModel.trimmedSamples must be an integer/],
+        [
+          { ...manifest.chunkModel, trimmedSamples: (manifest.leftContextUnits + 1) * 640 },
+          /chunkModel.trimmedSamples must be an integer/,
+        ],
+        [{ ...manifest.chunkModel, minUnits: 0 }, /chunkModel.minUnits must be an integer/],
+        ['chunk.onnx', /chunkModel must be an object/],
+      ] as const) {
+        await writeFile(copy, JSON.stringify({ ...manifest, chunkModel }));
+        await expect(Vocoder.load({ manifestPath: copy, unitsPerChunk: 4 })).rejects.toThrow(error);
+      }
+    } finally {
+      await rm(copy, { force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { ClosedError, InvalidArgumentError } from './errors.js';
+import { ClosedError, InvalidArgumentError, SpeechModelError } from './errors.js';
 import { History } from './history.js';
 import type { UnitsManifest } from './manifest.js';
 import { openSpeechModel, runPerItem } from './session.js';
@@ -12,6 +12,11 @@ export interface SpeechTokenizerOptions {
   readonly leftContextSamples?: number;
   readonly intraOpThreads?: number;
   readonly skipSha256?: boolean;
+  /**
+   * Run the manifest's chunk model when it has one and the left context allows (default true):
+   * the same units, without tokenising the left context.
+   */
+  readonly useChunkModel?: boolean;
 }
 
 /** One call's audio history. */
@@ -39,27 +44,42 @@ export class SpeechTokenizer {
   readonly unitsPerChunk: number;
   readonly chunkSamples: number;
   readonly leftContextSamples: number;
+  /** Units at the start of each row that the model does not return (its chunk model's trim). */
+  readonly trimmedUnits: number;
   private readonly session: ort.InferenceSession;
+  /** A free input buffer (taken while a batch runs, so overlapping calls never share one). */
+  private input: Float32Array | undefined;
   private closed = false;
 
   static async load(options: SpeechTokenizerOptions): Promise<SpeechTokenizer> {
     const u = options.unitsPerChunk;
     if (!Number.isSafeInteger(u) || u < 1)
       throw new InvalidArgumentError(`unitsPerChunk must be a positive integer, got ${u}`);
-    const { manifest, session } = await openSpeechModel(
+    const leftFor = (m: UnitsManifest) => options.leftContextSamples ?? m.leftContextSamples;
+    const { manifest, session, chunkModel } = await openSpeechModel(
       options.manifestPath,
       'duet.units',
       { input: ['audio', 'float32'], output: ['units', 'int64'] },
-      options,
+      {
+        ...options,
+        useChunkModel: (m) =>
+          (options.useChunkModel ?? true) && leftFor(m) >= (m.chunkModel?.minLeftContextSamples ?? 0),
+      },
     );
-    const left = options.leftContextSamples ?? manifest.leftContextSamples;
+    const left = leftFor(manifest);
     if (!Number.isSafeInteger(left) || left < 0 || left % manifest.samplesPerUnit !== 0) {
       await session.release();
       throw new InvalidArgumentError(
         `leftContextSamples (${left}) must be a non-negative multiple of ${manifest.samplesPerUnit}`,
       );
     }
-    return new SpeechTokenizer(session, manifest, u, left);
+    return new SpeechTokenizer(
+      session,
+      manifest,
+      u,
+      left,
+      chunkModel ? manifest.chunkModel!.trimmedUnits : 0,
+    );
   }
 
   private constructor(
@@ -67,7 +87,9 @@ export class SpeechTokenizer {
     manifest: UnitsManifest,
     unitsPerChunk: number,
     left: number,
+    trimmedUnits: number,
   ) {
+    this.trimmedUnits = trimmedUnits;
     this.session = session;
     this.manifest = manifest;
     this.unitsPerChunk = unitsPerChunk;
@@ -88,14 +110,25 @@ export class SpeechTokenizer {
       (it) => this.check(it),
       async (ok) => {
         const width = this.leftContextSamples + this.chunkSamples;
-        const audio = new Float32Array(ok.length * width);
+        const audio = this.takeInput(ok.length * width);
         for (const [b, it] of ok.entries()) {
           it.stream.history.copyTo(audio, b * width);
           audio.set(it.pcm, b * width + this.leftContextSamples);
         }
-        const out = await this.session.run({ audio: new ort.Tensor('float32', audio, [ok.length, width]) });
+        let out: ort.InferenceSession.OnnxValueMapType;
+        try {
+          out = await this.session.run({ audio: new ort.Tensor('float32', audio, [ok.length, width]) });
+        } finally {
+          this.returnInput(audio);
+        }
         const units = out.units!.data as BigInt64Array;
-        const perRow = width / this.manifest.samplesPerUnit;
+        const perRow = width / this.manifest.samplesPerUnit - this.trimmedUnits;
+        if (units.length !== ok.length * perRow) {
+          throw new SpeechModelError(
+            `the model returned ${units.length / ok.length} units per row for ${width} samples, the manifest implies ${perRow}`,
+            this.manifest.model,
+          );
+        }
         return ok.map((it, b) => {
           it.stream.history.push(it.pcm);
           const row: number[] = [];
@@ -104,6 +137,25 @@ export class SpeechTokenizer {
         });
       },
     );
+  }
+
+  /**
+   * The batch's input buffer: one is kept and reused, because a fresh one per tick (megabytes at
+   * a few hundred calls) makes the garbage collector pause the tick at its worst moments.
+   */
+  private takeInput(length: number): Float32Array {
+    const kept = this.input;
+    if (kept && kept.length >= length) {
+      this.input = undefined;
+      return kept.subarray(0, length);
+    }
+    return new Float32Array(length);
+  }
+
+  private returnInput(buf: Float32Array): void {
+    if (!this.input || this.input.length < buf.buffer.byteLength / 4) {
+      this.input = new Float32Array(buf.buffer as ArrayBuffer);
+    }
   }
 
   async close(): Promise<void> {
