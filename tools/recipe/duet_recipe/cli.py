@@ -101,6 +101,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="no prediction of the caller: the agent's chunk n+1 sees the real chunk n")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("dialogue-hazard",
+                       help="teacher-forced floor-taking hazards after caller turn ends, pauses and sentence gaps")
+    p.add_argument("--model", required=True, type=Path, help="a Hugging Face checkpoint dir or an exported model dir")
+    p.add_argument("--data", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue", help="dialogue-data output")
+    p.add_argument("--stage", type=int, choices=(2, 3), default=3)
+    p.add_argument("--split", choices=("heldout", "train"), default="heldout")
+    p.add_argument("--chunk-ms", type=int, choices=(160, 200, 240), default=160)
+    p.add_argument("--limit", type=int, default=None, help="at most this many samples")
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("eval-set", help="held-out synthetic callers + manifest.json for duet eval")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
     p.add_argument("--per-kind", type=int, default=8)
@@ -156,6 +166,8 @@ def _train_args(p, with_steps: bool = True) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--decision-weight", type=float, default=1.0,
                    help="loss weight of the agent's tokens where it decides to take the floor or not (after a caller's turn end, in a pause)")
+    p.add_argument("--pause-weight", type=float, default=None,
+                   help="loss weight of the agent's tokens in a caller's mid-turn pause (default: --decision-weight)")
     if with_steps:
         p.add_argument("--quiet", action="store_true")
 
@@ -165,7 +177,8 @@ def _train_kwargs(args, stage: int) -> dict:
             "lr": args.lr, "chunk_ms": [int(x) for x in str(args.chunk_ms).split(",")], "seed": args.train_seed,
             "threads": args.threads, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
             "kv_heads": args.kv_heads, "intermediate": args.intermediate, "max_context": args.max_context,
-            "device": args.device, "dtype": args.dtype, "decision_weight": args.decision_weight}
+            "device": args.device, "dtype": args.dtype, "decision_weight": args.decision_weight,
+            "pause_weight": args.pause_weight}
 
 
 def _vocoder_args(p) -> None:

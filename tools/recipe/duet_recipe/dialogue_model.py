@@ -66,7 +66,7 @@ class Sequences:
     """Token sequences of one stage (per chunk size), with per-token loss weights."""
 
     def __init__(self, data: Path, stage: int, vocab: Vocab, chunk_ms: list[int], split: str = "train",
-                 decision_weight: float = 1.0):
+                 decision_weight: float = 1.0, pause_weight: float | None = None):
         self.seqs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # tokens, weights, s0 positions
         if stage == 1:
             for _i, turns in load_stage(data, 1, split):
@@ -81,9 +81,16 @@ class Sequences:
                     toks = np.array(toks, np.int64)
                     own = np.array(agent_side) | (toks == vocab.s1)
                     w = np.where(own, 1.0, USER_UNIT_WEIGHT).astype(np.float32)
+                    n_chunks = int(max(chunk, default=-1)) + 1
+                    at = np.array(chunk, np.int64)
+                    pw = decision_weight if pause_weight is None else pause_weight
+                    # A chunk in both spans (a pause right after a turn end) takes the pause's weight.
+                    ends = decision_chunks(meta, ms / 1000, n_chunks, kinds=("ends",))
+                    pauses = decision_chunks(meta, ms / 1000, n_chunks, kinds=("pauses",))
                     if decision_weight != 1.0:
-                        d = decision_chunks(meta, ms / 1000, int(max(chunk, default=-1)) + 1)
-                        w[own & d[np.array(chunk, np.int64)]] *= decision_weight
+                        w[own & ends[at] & ~pauses[at]] *= decision_weight
+                    if pw != 1.0:
+                        w[own & pauses[at]] *= pw
                     self.seqs.append((toks, w, np.flatnonzero(toks == vocab.s0)))
         if not self.seqs:
             raise DialogueRecipeError(f"no stage-{stage} {split} sequences in {data}")
@@ -101,12 +108,15 @@ class Sequences:
         return x, ww
 
 
-def decision_chunks(meta: dict, chunk_s: float, n: int, after_end_s: float = 1.0) -> np.ndarray:
+def decision_chunks(meta: dict, chunk_s: float, n: int, after_end_s: float = 1.0,
+                    kinds: tuple[str, ...] = ("ends", "pauses")) -> np.ndarray:
     """Chunks in which the agent decides whether to take the floor: from a caller's turn end until
-    `after_end_s` later, and through a caller's mid-turn pause (ground-truth events of the sample)."""
+    `after_end_s` later ("ends"), and through a caller's mid-turn pause ("pauses"), from the
+    sample's ground-truth events."""
     d = np.zeros(max(n, 0), bool)
     ev = meta.get("events", {})
-    spans = [(t, t + after_end_s) for t in ev.get("callerEnds", [])] + [tuple(p) for p in ev.get("pauses", [])]
+    spans = [(t, t + after_end_s) for t in ev.get("callerEnds", [])] if "ends" in kinds else []
+    spans += [tuple(p) for p in ev.get("pauses", [])] if "pauses" in kinds else []
     for a, b in spans:
         d[max(0, int(a / chunk_s)):max(0, min(n, int(math.ceil(b / chunk_s))))] = True
     return d
@@ -160,10 +170,12 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
                 warmup: int = 50, chunk_ms: list[int] | None = None, seed: int = 0, threads: int = 2,
                 layers: int = 4, hidden: int = 128, heads: int = 4, kv_heads: int = 2, intermediate: int = 384,
                 max_context: int = 1024, checkpoint_minutes: float = 3.0, device: str = "cpu",
-                dtype: str = "float32", decision_weight: float = 1.0, progress: bool = True) -> dict:
+                dtype: str = "float32", decision_weight: float = 1.0, pause_weight: float | None = None,
+                progress: bool = True) -> dict:
     """Trains one stage in `work` (resumable); returns a summary with the loss history's end.
     `decision_weight` multiplies the loss of the agent's tokens where it decides whether to take
-    the floor (after a caller's turn end, during a caller's pause; stages 2 and 3)."""
+    the floor (after a caller's turn end, during a caller's pause; stages 2 and 3); `pause_weight`,
+    when given, replaces it in the caller's pauses (where the right decision is to stay quiet)."""
     import torch
     from tqdm import tqdm
     from transformers import LlamaForCausalLM
@@ -187,7 +199,8 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
         vocab = Vocab(int(t["unitBase"]), unit_count, int(t["s0"]), int(t["s1"]), 0)
     settings = {"stage": stage, "steps": steps, "batch": batch, "seqLen": seq_len, "lr": lr, "warmup": warmup,
                 "chunkMs": chunk_ms, "seed": seed, "init": str(init) if init else None,
-                "userUnitWeight": USER_UNIT_WEIGHT, "decisionWeight": decision_weight, "device": device, "dtype": dtype}
+                "userUnitWeight": USER_UNIT_WEIGHT, "decisionWeight": decision_weight, "pauseWeight": pause_weight,
+                "device": device, "dtype": dtype}
     state_path = work / "state.pt"
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     if init is not None:
@@ -222,10 +235,13 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
     if stage == 1:
         sources = [(Sequences(data, 1, vocab, chunk_ms), 1.0)]
     elif stage == 2:
-        sources = [(Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight), 1.0)]
+        sources = [(Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight,
+                              pause_weight=pause_weight), 1.0)]
     else:
-        sources = [(Sequences(data, 3, vocab, chunk_ms, decision_weight=decision_weight), 0.75),
-                   (Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight), 0.25)]
+        sources = [(Sequences(data, 3, vocab, chunk_ms, decision_weight=decision_weight,
+                              pause_weight=pause_weight), 0.75),
+                   (Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight,
+                              pause_weight=pause_weight), 0.25)]
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"stage {stage}: {n_params / 1e6:.2f} M parameters, {sum(s.tokens for s, _ in sources) / 1e6:.2f} M "
          f"tokens of sequences, {steps} steps of {batch} x {seq_len}")
