@@ -52,6 +52,14 @@ def run_dialogue_command(args, progress: bool) -> dict:
         return measure(_hf_dir(args.model), args.evalset, args.tokenizer, temperature=args.temperature,
                        top_p=args.top_p, seed=args.seed, runs=args.runs, predict_user=not args.oracle_user,
                        progress=progress)
+    if cmd == "dialogue-hazard":
+        from .hazard import floor_hazards, format_table
+
+        result = floor_hazards(_hf_dir(args.model), args.data, stage=args.stage, split=args.split,
+                               chunk_ms=args.chunk_ms, limit=args.limit, progress=progress)
+        if progress:
+            _log(format_table(result))
+        return result
     if cmd == "eval-set":
         from .evalset import make_evalset
 

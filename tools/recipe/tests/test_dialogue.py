@@ -135,8 +135,29 @@ def test_decision_chunks_cover_turn_ends_and_pauses():
     # turn end at 1.0 s: chunks 6 (0.96-1.12) .. 9 (1.44-1.60); pause 2.5-2.9 s: chunks 15 .. 18
     assert np.flatnonzero(d).tolist() == [6, 7, 8, 9, 15, 16, 17, 18]
     assert not decision_chunks({}, 0.16, 10).any()
+    # one kind at a time (--decision-weight for turn ends, --pause-weight for pauses)
+    assert np.flatnonzero(decision_chunks(meta, 0.16, 25, after_end_s=0.5, kinds=("ends",))).tolist() == [6, 7, 8, 9]
+    assert np.flatnonzero(decision_chunks(meta, 0.16, 25, kinds=("pauses",))).tolist() == [15, 16, 17, 18]
     # spans past the sample's end are clipped
     assert decision_chunks({"events": {"callerEnds": [1.5]}}, 0.16, 10).tolist()[-1]
+
+
+def test_silence_onsets_and_hazard_table():
+    from duet_recipe.hazard import hazard_table, silence_onsets
+
+    meta = {"events": {"callerEnds": [3.0, 9.0], "pauses": [[5.0, 6.0]]},
+            "callerSpeech": [[0.5, 1.8], [2.0, 3.0], [4.0, 5.0], [6.0, 9.0]]}
+    assert silence_onsets(meta) == [("sentenceGap", 1.8), ("turnEnd", 3.0), ("pause", 5.0), ("turnEnd", 9.0)]
+    assert silence_onsets({}) == []
+    # Two onsets: the first answered at chunk 1, the second at chunk 2; the model says 0.5 each chunk.
+    rows = {"turnEnd": [[(0.5, False), (0.5, True), (0.5, True)], [(0.5, False), (0.5, False), (0.5, True)]]}
+    t = hazard_table(rows, 3)["turnEnd"]
+    assert t["onsets"] == 2
+    assert [r["n"] for r in t["byChunk"]] == [2, 2, 1]  # chunk 2 only counts the onset not yet answered
+    assert [r["truthHazard"] for r in t["byChunk"]] == [0.0, 0.5, 1.0]
+    assert [r["truthStillSilent"] for r in t["byChunk"]] == [1.0, 0.5, 0.0]
+    assert [r["modelStillSilent"] for r in t["byChunk"]] == [0.5, 0.25, 0.125]
+    assert hazard_table({"pause": []}, 3)["pause"] == {"onsets": 0, "byChunk": []}
 
 
 def test_recipe_end_to_end(tmp_path):
@@ -182,6 +203,14 @@ def test_recipe_end_to_end(tmp_path):
                  "--init", str(work / "s2" / "final"), "--decision-weight", "4", *tiny]) == 0
     log = [json.loads(x) for x in (work / "s3" / "loss.log").read_text().splitlines()]
     assert log[-1]["step"] == 4
+    from duet_recipe.hazard import floor_hazards
+
+    hz = floor_hazards(init, data, split="train", progress=False)
+    assert hz["samples"] == 3 and hz["hazards"]["turnEnd"]["onsets"] > 0
+    for t in hz["hazards"].values():
+        assert all(0.0 <= r["modelHazard"] <= 1.0 and 0.0 <= r["truthHazard"] <= 1.0 for r in t["byChunk"])
+    assert main(["dialogue-hazard", "--model", str(init), "--data", str(data), "--split", "train", "--limit", "1",
+                 "--quiet"]) == 0
     assert main(["dialogue-export", "--checkpoint", str(init), "--out", str(out), "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "duet.synclm" and manifest["tokens"] == {"unitBase": 0, "unitCount": 128, "s0": 128,

@@ -1,0 +1,196 @@
+"""`dialogue-hazard`: when does a dialogue model take the floor? Teacher-forced floor-taking
+hazards around the caller's silences, model against ground truth.
+
+For every held-out stage-3 sample of `dialogue-data` the model reads the sample's token sequence
+(`sequence.interleave`, the ground truth on both sides) and, at the `[S0]` of each chunk, gives
+the probability that the agent starts speaking in that chunk: the mass of speech units (not a
+silence unit, not the agent's previous unit, which dedup never repeats) among the tokens the
+engine may sample there. Around three kinds of caller silence onset, read off the sample's
+ground-truth events:
+- `turnEnd`: the caller finished a turn (the agent should take the floor, usually 0.1-0.5 s later);
+- `pause`: the caller paused mid-turn after a hesitation (the agent should stay quiet);
+- `sentenceGap`: the caller's silence between two sentences of one turn (60-300 ms; quiet).
+The hazard at offset k (chunks after the onset's chunk) is averaged over the onsets where the
+ground-truth agent has not spoken in chunks 0..k-1, i.e. P(start at k | not yet started), for the
+model and for the ground truth. The product of (1 - hazard) is the share still silent after k.
+
+A model that cannot tell a turn end from a pause has about the same hazards at both (the
+default model's weakness, docs/EVAL.md); a good one is near the ground truth in both rows.
+Teacher forcing isolates the decision from the model's own earlier samples (`duet eval` and
+`dialogue-measure` run it free).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .sequence import Vocab, interleave
+
+KINDS = ("turnEnd", "pause", "sentenceGap")
+
+
+def silence_onsets(meta: dict, tolerance: float = 0.05) -> list[tuple[str, float]]:
+    """(kind, seconds) of every caller silence onset of a composed sample: turn ends, mid-turn
+    pauses, and the other ends of caller speech segments (gaps between sentences of a turn)."""
+    ev = meta.get("events", {})
+    ends = [float(x) for x in ev.get("callerEnds", [])]
+    pauses = [float(a) for a, _b in ev.get("pauses", [])]
+    out = [("turnEnd", t) for t in ends] + [("pause", t) for t in pauses]
+    for _s, e in meta.get("callerSpeech", []):
+        if all(abs(e - t) > tolerance for t in ends + pauses):
+            out.append(("sentenceGap", float(e)))
+    return sorted(out, key=lambda x: x[1])
+
+
+def hazard_table(rows: dict[str, list[list[tuple[float, bool]]]], max_chunks: int) -> dict:
+    """Aggregates per-onset series of (model P(start), ground truth speaks) into hazards: for each
+    kind and offset k, over the onsets whose ground truth has not spoken before k."""
+    table = {}
+    for kind, series in rows.items():
+        per_k = []
+        model_still, truth_still = 1.0, 1.0
+        for k in range(max_chunks):
+            live = [s for s in series if len(s) > k and not any(g for _p, g in s[:k])]
+            if not live:
+                break
+            hz = float(np.mean([s[k][0] for s in live]))
+            gt = float(np.mean([s[k][1] for s in live]))
+            model_still *= 1.0 - hz
+            truth_still *= 1.0 - gt
+            per_k.append({"chunk": k, "n": len(live), "modelHazard": round(hz, 4), "truthHazard": round(gt, 4),
+                          "modelStillSilent": round(model_still, 4), "truthStillSilent": round(truth_still, 4)})
+        table[kind] = {"onsets": len(series), "byChunk": per_k}
+    return table
+
+
+def floor_hazards(checkpoint: Path, data: Path, *, stage: int = 3, split: str = "heldout", chunk_ms: int = 160,
+                  max_chunks: int = 8, limit: int | None = None, seq_len: int = 1024, threads: int = 2,
+                  progress: bool = True) -> dict:
+    import json
+
+    import torch
+    from tqdm import tqdm
+    from transformers import LlamaForCausalLM
+
+    from .dialogue_data import load_stage
+
+    torch.set_num_threads(threads)
+    checkpoint, data = Path(checkpoint), Path(data)
+    tokens = json.loads((checkpoint / "duet_tokens.json").read_text())
+    model = LlamaForCausalLM.from_pretrained(str(checkpoint)).eval()
+    vocab = Vocab(tokens["unitBase"], tokens["unitCount"], tokens["s0"], tokens["s1"], model.config.vocab_size)
+    info = json.loads((data / "data.json").read_text())
+    silence = {int(info["tokenizer"].get("silenceUnit") or 0)}
+    samples = load_stage(data, stage, split)[:limit]
+    u = chunk_ms // 40
+    cs = chunk_ms / 1000
+    rows: dict[str, list] = {k: [] for k in KINDS}
+    for meta, agent, user in tqdm(samples, desc="hazard", unit="sample", file=sys.stderr, disable=not progress):
+        toks, chunk_of, _side = interleave(agent, user, u, vocab, with_chunks=True)
+        t = torch.tensor(toks)[None]
+        logp = _log_probs(model, t, vocab.s0, seq_len)
+        s0_at = {}
+        prev_unit = {}  # chunk -> the agent's last unit before it
+        last = None
+        for i, tok in enumerate(toks):
+            if tok == vocab.s0:
+                s0_at[chunk_of[i]] = i
+                prev_unit[chunk_of[i]] = last
+            elif _side[i] and vocab.unit_base <= tok < vocab.unit_base + vocab.unit_count:
+                last = tok - vocab.unit_base
+
+        def p_start(j: int) -> float | None:
+            i = s0_at.get(j)
+            if i is None:
+                return None
+            p = logp[i].exp()
+            banned = prev_unit.get(j)
+            allowed = torch.ones_like(p, dtype=torch.bool)
+            if banned is not None:
+                allowed[vocab.unit_base + banned] = False
+            speech = torch.zeros_like(allowed)
+            speech[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
+            for s in silence:
+                speech[vocab.unit_base + s] = False
+            speech &= allowed
+            return float(p[speech].sum() / p[allowed].sum())
+
+        def truth(j: int) -> bool:
+            i = s0_at.get(j)
+            if i is None or i + 1 >= len(toks):
+                return False
+            nxt = toks[i + 1]
+            return vocab.unit_base <= nxt < vocab.unit_base + vocab.unit_count and (nxt - vocab.unit_base) not in silence
+
+        for kind, at in silence_onsets(meta):
+            j0 = int(at / cs)
+            if truth(j0 - 1):  # the agent was already speaking (an overlap): not a floor decision
+                continue
+            series = []
+            for k in range(max_chunks):
+                p = p_start(j0 + k)
+                if p is None:
+                    break
+                series.append((p, truth(j0 + k)))
+            if series:
+                rows[kind].append(series)
+    table = hazard_table(rows, max_chunks)
+    return {"model": str(checkpoint), "data": str(data), "stage": stage, "split": split, "chunkMs": chunk_ms,
+            "samples": len(samples), "hazards": table, "discrimination": _discrimination(table)}
+
+
+def _discrimination(table: dict) -> dict:
+    """Mean hazard over chunks 1-3 after the onset (the window of a human-like answer), per kind."""
+    out = {}
+    for kind, t in table.items():
+        hz = [r for r in t["byChunk"] if 1 <= r["chunk"] <= 3]
+        if hz:
+            out[kind] = {"model": round(float(np.mean([r["modelHazard"] for r in hz])), 4),
+                         "truth": round(float(np.mean([r["truthHazard"] for r in hz])), 4)}
+    return out
+
+
+def _log_probs(model, tokens, s0: int, seq_len: int):
+    """Next-token log-probabilities for every position of a long sequence, in windows of `seq_len`
+    tokens (the training crops' length) that start at a chunk's [S0], each at least half a window
+    after the previous; a position's figure comes from the earliest window that covers it (the
+    one with the most history)."""
+    import torch
+
+    n = tokens.shape[1]
+    out = None
+    starts = (tokens[0] == s0).nonzero().flatten().tolist()
+    a, keep_from = 0, 0
+    while True:
+        with torch.no_grad():
+            lg = torch.log_softmax(model(tokens[:, a:a + seq_len]).logits[0].float(), -1)
+        if out is None:
+            out = torch.empty(n, lg.shape[-1])
+        out[a + keep_from:a + lg.shape[0]] = lg[keep_from:]
+        if a + seq_len >= n:
+            return out
+        nxt = [p for p in starts if p >= a + seq_len // 2]
+        if not nxt:
+            return out
+        covered = a + lg.shape[0]
+        a = nxt[0]
+        keep_from = covered - a
+
+
+def format_table(result: dict) -> str:
+    lines = [f"floor-taking hazard (teacher-forced), {result['samples']} {result['split']} stage-{result['stage']} "
+             f"samples, {result['chunkMs']} ms chunks: P(agent starts in chunk k | not started before)",
+             "", "| onset | n | " + " | ".join(f"+{k}" for k in range(8)) + " |",
+             "|---|---|" + "---|" * 8]
+    for kind, t in result["hazards"].items():
+        cells = [f"{r['modelHazard']:.2f} / {r['truthHazard']:.2f}" for r in t["byChunk"]]
+        cells += [""] * (8 - len(cells))
+        lines.append(f"| {kind} (model / truth) | {t['onsets']} | " + " | ".join(cells[:8]) + " |")
+    d = result["discrimination"]
+    if d:
+        lines += ["", "mean hazard in chunks +1..+3: " + "; ".join(
+            f"{k} model {v['model']:.3f} truth {v['truth']:.3f}" for k, v in d.items())]
+    return "\n".join(lines)
