@@ -13,6 +13,8 @@ import { DEFAULT_EVALSET, runEval } from '../runEval.js';
 import { runSimulate } from '../runSimulate.js';
 
 const { values } = parseArgs({
+  // `pnpm bench:eval -- --model m` hands the script a literal `--` first: skip it.
+  args: process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')),
   options: {
     quick: { type: 'boolean', default: false },
     model: { type: 'string' },
