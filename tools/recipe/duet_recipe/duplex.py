@@ -14,7 +14,8 @@ Composition (`compose`): places the pieces on two channels.
   overlaps, i.e. negative gaps, mostly by the caller); sentences inside a turn are 60-300 ms
   apart, hesitations 150-400 ms.
 - stage 3 (our own): as stage 2 plus mid-turn pauses of the caller (0.6-1.6 s after a
-  hesitation, the agent stays silent), agent back-channels during long caller turns, caller
+  hesitation, the agent stays silent: no back-channel goes into a hesitation pause), agent
+  back-channels during long caller turns (at sentence ends or mid-speech), caller
   back-channels during long agent turns (the agent goes on), and interruptions: the caller
   starts 0.8 s or more into a long agent turn and the agent stops 0.1-0.45 s later (30 ms fade).
 The agent channel is clean (it stands for the model's own output, which the vocoder makes);
@@ -264,7 +265,8 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
         start = max(start, 0.05)
         # Never start before the other channel's previous turn began (a negative gap overlaps its end).
         cur = start
-        boundaries = []  # (time, kind) between pieces of this turn
+        boundaries = []  # (time, pause) between sentences of this turn (not hesitations: see below)
+        hesitations = []  # (start, end) of this turn's pauses after a hesitation
         for j, p in enumerate(turn_pieces):
             if j > 0:
                 prevp = turn_pieces[j - 1]
@@ -276,7 +278,13 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                         pause = float(rng.uniform(0.15, 0.4))
                 else:
                     pause = float(rng.uniform(0.06, 0.3))
-                boundaries.append((cur, pause))
+                if prevp["kind"] == "fragment":
+                    hesitations.append((cur, cur + pause))
+                else:
+                    # The listener back-channels at sentence ends, never into a hesitation pause:
+                    # there the agent must stay quiet (a back-channel onset there looks, to the
+                    # model, just like taking the floor).
+                    boundaries.append((cur, pause))
                 cur += pause
             cur = ch[speaker].place(cur, p["audio"])
         end = cur
@@ -295,7 +303,8 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                 else:
                     at = float(rng.uniform(start + 1.0, end - 1.0))
                 if at + len(bc) / SAMPLE_RATE < end - 0.3 and all(
-                        at > b + 0.3 or at + len(bc) / SAMPLE_RATE < a - 0.3 for a, b in ch[listener].segments):
+                        at > b + 0.3 or at + len(bc) / SAMPLE_RATE < a - 0.3 for a, b in ch[listener].segments) and all(
+                        at + len(bc) / SAMPLE_RATE < a or at > b + 0.2 for a, b in hesitations):
                     e = ch[listener].place(at, bc)
                     events["backchannels"].append({"speaker": listener, "start": round(at, 3), "end": round(e, 3)})
         # interruption: the caller cuts into a long agent turn; the agent stops shortly after
