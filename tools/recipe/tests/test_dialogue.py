@@ -142,6 +142,40 @@ def test_decision_chunks_cover_turn_ends_and_pauses():
     assert decision_chunks({"events": {"callerEnds": [1.5]}}, 0.16, 10).tolist()[-1]
 
 
+def test_compose_keeps_back_channels_out_of_hesitation_pauses():
+    """Stage 3: the listener back-channels at sentence ends or mid-speech, never into a caller's
+    hesitation pause (there the agent must stay quiet)."""
+    from duet_recipe.duplex import compose
+
+    def piece(turn, speaker, kind, seconds):
+        return {"turn": turn, "speaker": speaker, "kind": kind, "audio": np.full(int(seconds * 16000), 0.1, np.float32)}
+
+    pieces = []
+    turns = []
+    for k in range(6):
+        speaker = "caller" if k % 2 == 0 else "agent"
+        turns.append({"speaker": speaker, "text": "x"})
+        if speaker == "caller":
+            pieces += [piece(k, speaker, "sentence", 1.2), piece(k, speaker, "fragment", 0.6),
+                       piece(k, speaker, "sentence", 1.0), piece(k, speaker, "sentence", 1.4)]
+        else:
+            pieces.append(piece(k, speaker, "sentence", 1.5))
+    pieces += [piece(-1, "agent", "backchannel", 0.4), piece(-1, "agent", "backchannel", 0.3),
+               piece(-1, "caller", "backchannel", 0.3)]
+    plan = {"voices": {}, "pieces": pieces}
+    n_pauses = n_bcs = 0
+    for seed in range(60):
+        s = compose(plan, {"turns": turns}, 3, np.random.default_rng(seed), caller_degrade=False)
+        pauses = s["events"]["pauses"]
+        n_pauses += len(pauses)
+        for bc in s["events"]["backchannels"]:
+            if bc["speaker"] != "agent":
+                continue
+            n_bcs += 1
+            assert all(bc["end"] < a or bc["start"] > b for a, b in pauses), (seed, bc, pauses)
+    assert n_pauses >= 60 and n_bcs > 20  # the test exercised both
+
+
 def test_silence_onsets_and_hazard_table():
     from duet_recipe.hazard import hazard_table, silence_onsets
 
