@@ -3,7 +3,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { encodeWav } from '@duet/audio';
-import { repoRoot, resolveDialogueModel } from '@duet/engine/tiny';
+import {
+  DEFAULT_UNITS_MODEL,
+  DEFAULT_VOCODER_MODEL,
+  repoRoot,
+  resolveDialogueModel,
+} from '@duet/engine/tiny';
 import { chunkGeometry } from '@duet/sync';
 import { loadCodec, tokenizeSignals, vocodeChunks } from './codec.js';
 import { type EvalSet, loadEvalSet } from './evalSet.js';
@@ -18,8 +23,7 @@ import {
 } from './score.js';
 import { SileroVad } from './vad.js';
 
-export const DEFAULT_UNITS_MODEL = join(repoRoot, 'models/default/units/manifest.json');
-export const DEFAULT_VOCODER_MODEL = join(repoRoot, 'models/default/vocoder/manifest.json');
+export { DEFAULT_UNITS_MODEL, DEFAULT_VOCODER_MODEL };
 export const DEFAULT_EVALSET = join(repoRoot, '.cache/recipe/evalset');
 
 export interface RunEvalOptions {

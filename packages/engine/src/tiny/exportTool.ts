@@ -123,6 +123,9 @@ export const UNTRAINED_DIALOGUE_MODEL: TinyLlamaSpec = {
 
 /** The committed default dialogue model (trained by tools/recipe `default-dialogue`). */
 export const DEFAULT_DIALOGUE_MODEL = join(repoRoot, 'models/default/dialogue/manifest.json');
+/** The committed default speech-units tokenizer and vocoder (tools/recipe, docs/units-contract.md). */
+export const DEFAULT_UNITS_MODEL = join(repoRoot, 'models/default/units/manifest.json');
+export const DEFAULT_VOCODER_MODEL = join(repoRoot, 'models/default/vocoder/manifest.json');
 
 /**
  * The dialogue model to serve or evaluate: `path` when given, else the committed default when

@@ -13,9 +13,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { decodeWav, encodeWav } from '@duet/audio';
-import { pinToOneCore, repoRoot } from '@duet/engine/tiny';
+import { DEFAULT_UNITS_MODEL, DEFAULT_VOCODER_MODEL, pinToOneCore, repoRoot } from '@duet/engine/tiny';
 import * as ort from 'onnxruntime-node';
 import { SpeechTokenizer } from '../speechTokenizer.js';
 import { Vocoder } from '../vocoder.js';
@@ -137,11 +137,11 @@ async function streamsPerCore(
 
 async function main(): Promise<void> {
   await mkdir(OUT, { recursive: true });
-  const unitsManifest = join(repoRoot, 'models/default/units/manifest.json');
-  const vocoderManifest = join(repoRoot, 'models/default/vocoder/manifest.json');
+  const unitsManifest = DEFAULT_UNITS_MODEL;
+  const vocoderManifest = DEFAULT_VOCODER_MODEL;
   const hasVocoder = existsSync(vocoderManifest);
   const tok = await SpeechTokenizer.load({ manifestPath: unitsManifest, unitsPerChunk: U });
-  const offline = await ort.InferenceSession.create(join(repoRoot, 'models/default/units/model.onnx'), {
+  const offline = await ort.InferenceSession.create(join(dirname(unitsManifest), 'model.onnx'), {
     intraOpNumThreads: 1,
   });
   const speech = (await heldOutSpeech()).map((p) => padToChunks(p, tok.chunkSamples));
