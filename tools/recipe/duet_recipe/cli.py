@@ -131,12 +131,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _share(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return v
+
+
 def _data_args(p, required: bool) -> None:
     if required:
         p.add_argument("--out", required=True, type=Path, help="data directory")
     else:
         p.add_argument("--data", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue", help="data directory")
     p.add_argument("--dialogues", type=int, default=240, help="generated dialogues (or at most this many loaded)")
+    p.add_argument("--caller-hesitation", type=_share, default=0.45,
+                   help="share of caller turns with a hesitation (stage 3: a mid-turn pause), 0..1")
     p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")

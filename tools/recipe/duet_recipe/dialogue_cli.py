@@ -16,7 +16,8 @@ def _data(args, out: Path, progress: bool) -> dict:
     from .dialogue_data import build_dialogue_data
 
     return build_dialogue_data(out, dialogues=args.dialogues, seed=args.seed, text=args.text,
-                               tokenizer=args.tokenizer, variants=args.variants, jobs=args.jobs, progress=progress)
+                               tokenizer=args.tokenizer, variants=args.variants, jobs=args.jobs,
+                               caller_hesitation=args.caller_hesitation, progress=progress)
 
 
 def run_dialogue_command(args, progress: bool) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import RECIPE
 from .dialogues import generate_dialogues, load_dialogues
-from .duplex import UnitsTokenizer, compose, synthesize_dialogue
+from .duplex import CALLER_HESITATION, UnitsTokenizer, compose, synthesize_dialogue
 from .speech import available_variants, check_tools
 
 HELDOUT_EVERY = 20
@@ -41,20 +41,20 @@ _WORKER: dict = {}
 
 
 def _synth_job(job):
-    out, seed, i, dialogue, variants = job
+    out, seed, i, dialogue, variants, hesitation = job
     path = Path(out) / "pieces" / f"{i:06d}.npz"
     existed = path.exists()
-    synthesize_dialogue(dialogue, seed, i, variants, path)
+    synthesize_dialogue(dialogue, seed, i, variants, path, hesitation)
     return i, not existed
 
 
 def _compose_job(job):
-    out, seed, i, dialogue, variants, tokenizer_dir, n_variants = job
+    out, seed, i, dialogue, variants, tokenizer_dir, n_variants, hesitation = job
     tok = _WORKER.get("tok")
     if tok is None or _WORKER.get("dir") != tokenizer_dir:
         tok = _WORKER["tok"] = UnitsTokenizer(Path(tokenizer_dir))
         _WORKER["dir"] = tokenizer_dir
-    plan = synthesize_dialogue(dialogue, seed, i, variants, Path(out) / "pieces" / f"{i:06d}.npz")
+    plan = synthesize_dialogue(dialogue, seed, i, variants, Path(out) / "pieces" / f"{i:06d}.npz", hesitation)
     results = []
     for stage in (2, 3):
         for v in range(n_variants):
@@ -75,7 +75,8 @@ def _compose_job(job):
 
 
 def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text: Path | None = None,
-                        tokenizer: Path, variants: int = 2, jobs: int = 2, progress: bool = True) -> dict:
+                        tokenizer: Path, variants: int = 2, jobs: int = 2, caller_hesitation: float = CALLER_HESITATION,
+                        progress: bool = True) -> dict:
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -104,11 +105,12 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
         if (old.get("dialogues") == len(dlg) and old.get("variants") == variants
+                and old.get("callerHesitation", 0.45) == caller_hesitation
                 and old.get("tokenizer", {}).get("sha256") == tok_manifest["sha256"]
                 and all((out / f"stage{k}.npz").exists() for k in (1, 2, 3))):
             _log(f"dialogue data {out}: complete for these settings, reused")
             return {**old, "reused": True}
-    work = [(str(out), seed, i, d, vs) for i, d in enumerate(dlg)]
+    work = [(str(out), seed, i, d, vs, caller_hesitation) for i, d in enumerate(dlg)]
     bar = tqdm(total=len(work), desc="synthesise", unit="dlg", file=sys.stderr, disable=not progress)
     new = 0
     with ctx.Pool(jobs) as pool:
@@ -117,7 +119,7 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
             bar.update()
     bar.close()
 
-    work2 = [(str(out), seed, i, d, vs, str(tokenizer), variants) for i, d in enumerate(dlg)]
+    work2 = [(str(out), seed, i, d, vs, str(tokenizer), variants, caller_hesitation) for i, d in enumerate(dlg)]
     per_stage: dict[int, list] = {1: [], 2: [], 3: []}
     bar = tqdm(total=len(work2), desc="compose+tokenise", unit="dlg", file=sys.stderr, disable=not progress)
     with ctx.Pool(jobs) as pool:
@@ -130,7 +132,7 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
     bar.close()
     summary = {"format": FORMAT, "version": 1, "recipe": RECIPE, "seed": seed, "text": str(text) if text else None,
                "dialogues": len(dlg), "heldoutDialogues": sum(1 for i in range(len(dlg)) if is_heldout(i)),
-               "variants": variants, "newlySynthesised": new,
+               "variants": variants, "callerHesitation": caller_hesitation, "newlySynthesised": new,
                "tokenizer": {"dir": str(tokenizer), "sha256": tok_manifest["sha256"],
                              "unitCount": tok_manifest["unitCount"], "silenceUnit": tok_manifest.get("silenceUnit")},
                "stages": {}}

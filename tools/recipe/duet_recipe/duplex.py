@@ -43,6 +43,9 @@ VOICE_VARIANTS_EXCLUDED = {"whisper", "croak"}  # too far from callers / the voc
 RATES = (130, 210)
 PITCHES = (25, 75)
 PIECES_FORMAT = 1
+# Share of caller turns (with a sentence of 5+ words) that get a hesitation: a sentence split
+# after a few words, which stage 3 turns into a mid-turn pause.
+CALLER_HESITATION = 0.45
 
 
 def _log(msg: str) -> None:
@@ -56,8 +59,10 @@ def split_sentences(text: str) -> list[str]:
     return parts or [text.strip()]
 
 
-def plan_pieces(dialogue: dict, seed: int, index: int, variants: list[str]) -> dict:
-    """Voices and the text of every piece (deterministic in (seed, index))."""
+def plan_pieces(dialogue: dict, seed: int, index: int, variants: list[str],
+                caller_hesitation: float = CALLER_HESITATION) -> dict:
+    """Voices and the text of every piece (deterministic in (seed, index, caller_hesitation); the
+    voices do not depend on caller_hesitation)."""
     rng = np.random.default_rng([seed, index, 11])
     usable = [v for v in variants if v not in VOICE_VARIANTS_EXCLUDED] or [""]
     voices = {}
@@ -73,7 +78,7 @@ def plan_pieces(dialogue: dict, seed: int, index: int, variants: list[str]) -> d
     pieces = []
     for k, turn in enumerate(dialogue["turns"]):
         sents = split_sentences(turn["text"])
-        p_hes = 0.45 if turn["speaker"] == "caller" else 0.2
+        p_hes = caller_hesitation if turn["speaker"] == "caller" else 0.2
         hes_at = -1
         long_ones = [j for j, s in enumerate(sents) if len(s.split()) >= 5]
         if long_ones and rng.random() < p_hes:
@@ -146,9 +151,10 @@ def speak(text: str, voice: dict) -> np.ndarray:
     return (audio * (0.1 / rms)).clip(-1, 1).astype(np.float32)
 
 
-def synthesize_dialogue(dialogue: dict, seed: int, index: int, variants: list[str], path: Path | None = None) -> dict:
+def synthesize_dialogue(dialogue: dict, seed: int, index: int, variants: list[str], path: Path | None = None,
+                        caller_hesitation: float = CALLER_HESITATION) -> dict:
     """Synthesises (or loads from `path`) every piece; returns the plan with `audio` per piece."""
-    plan = plan_pieces(dialogue, seed, index, variants)
+    plan = plan_pieces(dialogue, seed, index, variants, caller_hesitation)
     if path is not None and Path(path).exists():
         data = np.load(path, allow_pickle=False)
         if int(data["format"]) == PIECES_FORMAT and len(data["lengths"]) == len(plan["pieces"]):

@@ -142,6 +142,29 @@ def test_decision_chunks_cover_turn_ends_and_pauses():
     assert decision_chunks({"events": {"callerEnds": [1.5]}}, 0.16, 10).tolist()[-1]
 
 
+def test_caller_hesitation_share():
+    """--caller-hesitation: the share of caller turns that get a hesitation (a mid-turn pause in
+    stage 3); the voices do not depend on it."""
+    from duet_recipe.dialogues import generate_dialogue
+    from duet_recipe.duplex import plan_pieces
+
+    def fragments(share):
+        n = 0
+        for i in range(40):
+            plan = plan_pieces(generate_dialogue(0, i), 0, i, [""], share)
+            n += sum(1 for p in plan["pieces"] if p["kind"] == "fragment" and p["speaker"] == "caller")
+        return n
+
+    none, some, most = fragments(0.0), fragments(0.45), fragments(0.9)
+    assert none == 0 and 0 < some < most
+    d = generate_dialogue(0, 7)
+    assert plan_pieces(d, 0, 7, [""], 0.0)["voices"] == plan_pieces(d, 0, 7, [""], 1.0)["voices"]
+    from duet_recipe.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["dialogue-data", "--out", "/tmp/never", "--caller-hesitation", "1.5"])
+
+
 def test_compose_keeps_back_channels_out_of_hesitation_pauses():
     """Stage 3: the listener back-channels at sentence ends or mid-speech, never into a caller's
     hesitation pause (there the agent must stay quiet)."""
