@@ -66,6 +66,17 @@ class HifiganConfig:
     def hop(self) -> int:
         return math.prod(self.upsample_rates)
 
+    def resblock_reach(self) -> int:
+        """One-sided reach of a stage's resblocks (the widest of them), in that stage's samples."""
+        blocks = []
+        for rk, dil in zip(self.resblock_kernel_sizes, self.resblock_dilation_sizes):
+            half = (rk - 1) // 2
+            if self.resblock == "1":
+                blocks.append(sum(half * d + half for d in dil))
+            else:
+                blocks.append(sum(half * d for d in dil))
+        return max(blocks)
+
     def receptive_units(self) -> tuple[float, float]:
         """Conservative one-sided receptive radius (left, right) of one output sample, in units."""
         radius = 3.0  # conv_pre, kernel 7, at the unit rate
@@ -73,14 +84,7 @@ class HifiganConfig:
         for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
             radius += math.ceil(k / u) / rate  # ConvTranspose1d: input taps per output sample
             rate *= u
-            blocks = []
-            for rk, dil in zip(self.resblock_kernel_sizes, self.resblock_dilation_sizes):
-                half = (rk - 1) // 2
-                if self.resblock == "1":
-                    blocks.append(sum(half * d + half for d in dil))
-                else:
-                    blocks.append(sum(half * d for d in dil))
-            radius += max(blocks) / rate
+            radius += self.resblock_reach() / rate
         radius += 3 / rate  # conv_post
         return radius, radius
 
@@ -316,14 +320,9 @@ def chunk_trims(cfg: HifiganConfig, trimmed: int) -> tuple[int, list[int]]:
     on is exact: (units dropped before `conv_pre`, per upsample stage the first input position
     kept, in that stage's input samples). Cutting a tensor makes the next convolutions see zero
     padding at the new left edge; the positions that padding reaches are cut at the next stage."""
-    reach = []  # per stage: outputs near a cut input edge that the cut changes
-    for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
-        p = (k - u) // 2
-        blocks = []
-        for rk, dil in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
-            half = (rk - 1) // 2
-            blocks.append(sum(half * d + (half if cfg.resblock == "1" else 0) for d in dil))
-        reach.append(max(0, k - p - u) + max(blocks))
+    # per stage: outputs near a cut input edge that the cut changes
+    reach = [max(0, k - (k - u) // 2 - u) + cfg.resblock_reach()
+             for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)]
     valid = trimmed - 3  # conv_post: kernel 7
     keep = []
     for i in reversed(range(len(cfg.upsample_rates))):
@@ -477,7 +476,7 @@ def export_chunk_model(model, cfg: HifiganConfig, left_units: int, run_full, out
     if worst > CHUNK_MODEL_TOLERANCE:
         raise VocoderError(f"chunk model differs from the one-shot model by {worst:.3g} (tolerance "
                            f"{CHUNK_MODEL_TOLERANCE})")
-    units_cut, keep = chunk_trims(cfg, trimmed)
+    _units_cut, keep = chunk_trims(cfg, trimmed)
     _log(f"chunk model: first {trimmed} samples not computed (stage inputs cut at {keep}); "
          f"max diff vs one-shot {worst:.3g}")
     return {"model": path.name, "sha256": sha256_file(path), "trimmedSamples": trimmed,
