@@ -100,8 +100,13 @@ def make_module(n_mels: int, mean=None, std=None, centroids=None):
             self.bins = N_FFT // 2 + 1
 
         def logmel_units(self, audio):
-            x = F.pad(audio, (LEFT_PAD, 0)).unsqueeze(1)  # [B, 1, S + 240]
-            spec = F.conv1d(x, self.basis, stride=HOP)  # [B, 2 bins, S / 160]
+            return self.pooled_logmel(F.pad(audio, (LEFT_PAD, 0)))  # [B, S + 240]
+
+        def pooled_logmel(self, framed):
+            """Log-mel per unit of audio whose first frame starts at sample 0 (the unit's 240
+            samples of left context first)."""
+            x = framed.unsqueeze(1)  # [B, 1, S']
+            spec = F.conv1d(x, self.basis, stride=HOP)  # [B, 2 bins, frames]
             re, im = spec[:, : self.bins], spec[:, self.bins :]
             power = re * re + im * im
             mel = torch.matmul(self.mel, power)  # [B, M, T]
@@ -110,7 +115,10 @@ def make_module(n_mels: int, mean=None, std=None, centroids=None):
             return pooled.transpose(1, 2)  # [B, N, M]
 
         def features(self, audio):
-            return (self.logmel_units(audio) - self.mean) * self.inv_std
+            return self.normalise(self.logmel_units(audio))
+
+        def normalise(self, pooled):
+            return (pooled - self.mean) * self.inv_std
 
         def forward(self, audio):
             return self.assign(self.features(audio))
@@ -128,7 +136,6 @@ def chunk_module(module):
     skips the rest and the zero padding, and returns the units from the second on: exactly
     `module(audio)[:, 1:]` (the left context unit is not computed)."""
     import torch
-    import torch.nn.functional as F
 
     class ChunkUnits(torch.nn.Module):
         def __init__(self):
@@ -137,12 +144,7 @@ def chunk_module(module):
 
         def forward(self, audio):
             m = self.m
-            x = audio[:, SAMPLES_PER_UNIT - LEFT_PAD:].unsqueeze(1)  # [B, 1, S - 400]
-            spec = F.conv1d(x, m.basis, stride=HOP)
-            re, im = spec[:, : m.bins], spec[:, m.bins:]
-            mel = torch.matmul(m.mel, re * re + im * im)
-            pooled = F.avg_pool1d(torch.log(mel + LOG_FLOOR), FRAMES_PER_UNIT, FRAMES_PER_UNIT).transpose(1, 2)
-            return m.assign((pooled - m.mean) * m.inv_std)
+            return m.assign(m.normalise(m.pooled_logmel(audio[:, SAMPLES_PER_UNIT - LEFT_PAD:])))  # [B, S - 400]
 
     return ChunkUnits().eval()
 
