@@ -79,12 +79,15 @@ def floor_hazards(checkpoint: Path, data: Path, *, stage: int = 3, split: str = 
 
     torch.set_num_threads(threads)
     checkpoint, data = Path(checkpoint), Path(data)
-    tokens = json.loads((checkpoint / "duet_tokens.json").read_text())
     model = LlamaForCausalLM.from_pretrained(str(checkpoint)).eval()
-    vocab = Vocab(tokens["unitBase"], tokens["unitCount"], tokens["s0"], tokens["s1"], model.config.vocab_size)
+    vocab = Vocab.of_checkpoint(checkpoint, model.config.vocab_size)
     info = json.loads((data / "data.json").read_text())
     silence = {int(info["tokenizer"].get("silenceUnit") or 0)}
     samples = load_stage(data, stage, split)[:limit]
+    speech_units = torch.zeros(model.config.vocab_size, dtype=torch.bool)  # unit tokens, not silence
+    speech_units[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
+    for s in silence:
+        speech_units[vocab.unit_base + s] = False
     u = chunk_ms // 40
     cs = chunk_ms / 1000
     rows: dict[str, list] = {k: [] for k in KINDS}
@@ -107,16 +110,11 @@ def floor_hazards(checkpoint: Path, data: Path, *, stage: int = 3, split: str = 
             if i is None:
                 return None
             p = logp[i].exp()
+            allowed = torch.ones_like(speech_units)
             banned = prev_unit.get(j)
-            allowed = torch.ones_like(p, dtype=torch.bool)
             if banned is not None:
                 allowed[vocab.unit_base + banned] = False
-            speech = torch.zeros_like(allowed)
-            speech[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
-            for s in silence:
-                speech[vocab.unit_base + s] = False
-            speech &= allowed
-            return float(p[speech].sum() / p[allowed].sum())
+            return float(p[speech_units & allowed].sum() / p[allowed].sum())
 
         def truth(j: int) -> bool:
             i = s0_at.get(j)

@@ -73,9 +73,7 @@ class LoopModel:
         torch.set_num_threads(threads)
         self.torch = torch
         self.model = LlamaForCausalLM.from_pretrained(str(checkpoint), attn_implementation="sdpa").eval()
-        tokens = json.loads((Path(checkpoint) / "duet_tokens.json").read_text())
-        self.vocab = Vocab(tokens["unitBase"], tokens["unitCount"], tokens["s0"], tokens["s1"],
-                           self.model.config.vocab_size)
+        self.vocab = Vocab.of_checkpoint(checkpoint, self.model.config.vocab_size)
 
     def run(self, agent_gt: np.ndarray, user: np.ndarray, u: int, prompt_chunks: int, *, temperature: float,
             top_p: float, seed: int, predict_user: bool = True) -> list[list[int]]:

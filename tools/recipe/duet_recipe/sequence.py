@@ -31,6 +31,15 @@ class Vocab:
     def default(unit_count: int) -> "Vocab":
         return Vocab(0, unit_count, unit_count, unit_count + 1, unit_count + 2)
 
+    @staticmethod
+    def of_checkpoint(checkpoint, vocab_size: int) -> "Vocab":
+        """The ids a trained checkpoint's `duet_tokens.json` names (its model's vocabulary size)."""
+        import json
+        from pathlib import Path
+
+        t = json.loads((Path(checkpoint) / "duet_tokens.json").read_text())
+        return Vocab(int(t["unitBase"]), int(t["unitCount"]), int(t["s0"]), int(t["s1"]), vocab_size)
+
     def tokens_json(self) -> dict:
         return {"unitBase": self.unit_base, "unitCount": self.unit_count, "s0": self.s0, "s1": self.s1}
 
