@@ -68,6 +68,7 @@ class Sequences:
     def __init__(self, data: Path, stage: int, vocab: Vocab, chunk_ms: list[int], split: str = "train",
                  decision_weight: float = 1.0, pause_weight: float | None = None):
         self.seqs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # tokens, weights, s0 positions
+        pw = decision_weight if pause_weight is None else pause_weight
         if stage == 1:
             for _i, turns in load_stage(data, 1, split):
                 toks = np.array(turn_based(turns, vocab), np.int64)
@@ -81,16 +82,14 @@ class Sequences:
                     toks = np.array(toks, np.int64)
                     own = np.array(agent_side) | (toks == vocab.s1)
                     w = np.where(own, 1.0, USER_UNIT_WEIGHT).astype(np.float32)
-                    n_chunks = int(max(chunk, default=-1)) + 1
-                    at = np.array(chunk, np.int64)
-                    pw = decision_weight if pause_weight is None else pause_weight
-                    # A chunk in both spans (a pause right after a turn end) takes the pause's weight.
-                    ends = decision_chunks(meta, ms / 1000, n_chunks, kinds=("ends",))
-                    pauses = decision_chunks(meta, ms / 1000, n_chunks, kinds=("pauses",))
-                    if decision_weight != 1.0:
-                        w[own & ends[at] & ~pauses[at]] *= decision_weight
-                    if pw != 1.0:
-                        w[own & pauses[at]] *= pw
+                    if decision_weight != 1.0 or pw != 1.0:
+                        n_chunks = int(max(chunk, default=-1)) + 1
+                        at = np.array(chunk, np.int64)
+                        # A chunk in both spans (a pause right after a turn end) takes the pause's weight.
+                        ends = decision_chunks(meta, ms / 1000, n_chunks, kinds=("ends",))[at]
+                        pauses = decision_chunks(meta, ms / 1000, n_chunks, kinds=("pauses",))[at]
+                        w[own & ends & ~pauses] *= decision_weight
+                        w[own & pauses] *= pw
                     self.seqs.append((toks, w, np.flatnonzero(toks == vocab.s0)))
         if not self.seqs:
             raise DialogueRecipeError(f"no stage-{stage} {split} sequences in {data}")
