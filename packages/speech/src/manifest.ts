@@ -57,7 +57,7 @@ export interface VocoderManifest extends SpeechManifestBase {
 export interface Loaded<M> {
   readonly manifest: M;
   readonly modelPath: string;
-  /** The vocoder's chunk model, when the manifest names one. */
+  /** The manifest's chunk model, when it names one. */
   readonly chunkModelPath?: string;
 }
 
@@ -83,15 +83,8 @@ export async function loadSpeechManifest<F extends 'duet.units' | 'duet.vocoder'
   if (raw.format !== format) fail(`format must be "${format}", got ${JSON.stringify(raw.format)}`);
   if (raw.version !== 1)
     fail(`version ${JSON.stringify(raw.version)} is not supported (this runtime reads version 1)`);
-  if (typeof raw.model !== 'string' || raw.model.length === 0) fail('model must name the ONNX file');
-  if (typeof raw.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(raw.sha256))
-    fail('sha256 must be 64 lowercase hex digits');
-  const int = (key: string, min: number): number => {
-    const v = raw[key];
-    return typeof v === 'number' && Number.isSafeInteger(v) && v >= min
-      ? v
-      : fail(`${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-  };
+  checkModelFile(raw, '', fail);
+  const int = (key: string, min: number): number => intField(raw, key, '', min, undefined, fail);
   const sampleRate = int('sampleRate', 1);
   const unitRate = int('unitRate', 1);
   const samplesPerUnit = int('samplesPerUnit', 1);
@@ -105,8 +98,8 @@ export async function loadSpeechManifest<F extends 'duet.units' | 'duet.vocoder'
       fail(`leftContextSamples (${left}) must be a multiple of samplesPerUnit`);
     if (raw.chunkModel !== undefined) {
       const c = checkChunkModel(raw.chunkModel, fail);
-      chunkInt(c, 'trimmedUnits', 0, Number.MAX_SAFE_INTEGER, fail);
-      const min = chunkInt(c, 'minLeftContextSamples', 0, Number.MAX_SAFE_INTEGER, fail);
+      intField(c, 'trimmedUnits', 'chunkModel.', 0, undefined, fail);
+      const min = intField(c, 'minLeftContextSamples', 'chunkModel.', 0, undefined, fail);
       if (min % samplesPerUnit !== 0)
         fail(`chunkModel.minLeftContextSamples (${min}) must be a multiple of samplesPerUnit`);
     }
@@ -114,8 +107,8 @@ export async function loadSpeechManifest<F extends 'duet.units' | 'duet.vocoder'
     const left = int('leftContextUnits', 0);
     if (raw.chunkModel !== undefined) {
       const c = checkChunkModel(raw.chunkModel, fail);
-      chunkInt(c, 'trimmedSamples', 0, left * samplesPerUnit, fail);
-      chunkInt(c, 'minUnits', 1, left + 1, fail);
+      intField(c, 'trimmedSamples', 'chunkModel.', 0, left * samplesPerUnit, fail);
+      intField(c, 'minUnits', 'chunkModel.', 1, left + 1, fail);
     }
   }
   const modelPath = join(dirname(path), raw.model as string);
@@ -131,23 +124,30 @@ export async function loadSpeechManifest<F extends 'duet.units' | 'duet.vocoder'
 function checkChunkModel(v: unknown, fail: (m: string) => never): Record<string, unknown> {
   if (typeof v !== 'object' || v === null) fail('chunkModel must be an object');
   const c = v as Record<string, unknown>;
-  if (typeof c.model !== 'string' || c.model.length === 0) fail('chunkModel.model must name the ONNX file');
-  if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256))
-    fail('chunkModel.sha256 must be 64 lowercase hex digits');
+  checkModelFile(c, 'chunkModel.', fail);
   return c;
 }
 
-function chunkInt(
-  c: Record<string, unknown>,
+/** `model` (the ONNX file's name) and its `sha256`, of the manifest or of its chunk model. */
+function checkModelFile(o: Record<string, unknown>, label: string, fail: (m: string) => never): void {
+  if (typeof o.model !== 'string' || o.model.length === 0) fail(`${label}model must name the ONNX file`);
+  if (typeof o.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(o.sha256))
+    fail(`${label}sha256 must be 64 lowercase hex digits`);
+}
+
+function intField(
+  o: Record<string, unknown>,
   key: string,
+  label: string,
   min: number,
-  max: number,
+  max: number | undefined,
   fail: (m: string) => never,
 ): number {
-  const v = c[key];
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max
-    ? v
-    : fail(`chunkModel.${key} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  const v = o[key];
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && (max === undefined || v <= max))
+    return v;
+  const range = max === undefined ? `>= ${min}` : `in ${min}..${max}`;
+  return fail(`${label}${key} must be an integer ${range}, got ${JSON.stringify(v)}`);
 }
 
 async function verifySha256(
