@@ -80,8 +80,6 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-/** The committed default dialogue model (tools/recipe `duet-recipe default-dialogue`). */
-
 export function serviceEntry(service: ServiceName): string {
   const entry = join(repoRoot, 'services', service, 'dist/main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run pnpm build`);
