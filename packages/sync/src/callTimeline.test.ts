@@ -57,7 +57,10 @@ describe('CallTimeline', () => {
     tl.accept(12);
     tl.accept(13);
     expect(tl.filter().banned).toEqual([13]); // no repeat of the previous unit
+    // Every filter marks the unit ids, so a timing temperature can tell "a tag" from "a unit".
+    expect(tl.filter().units).toEqual([vocab.unitBase, vocab.unitBase + vocab.unitCount]);
     tl.accept(20); // user chunk closed
+    expect(tl.filter().units).toEqual([vocab.unitBase, vocab.unitBase + vocab.unitCount]);
     tl.accept(15);
     const done = tl.accept(21); // the agent closes its chunk with a tag, which is not kept
     expect(done).toEqual({ feed: [], done: true });

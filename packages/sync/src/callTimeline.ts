@@ -253,19 +253,23 @@ export class CallTimeline {
     const units: readonly [number, number] = [v.unitBase, v.unitBase + v.unitCount];
     const s0: readonly [number, number] = [v.s0, v.s0 + 1];
     const s1: readonly [number, number] = [v.s1, v.s1 + 1];
+    // `units` marks the unit ids, so that a timing temperature can draw "a tag or a unit" apart.
     switch (this.phase) {
       case 'user-open':
-        return { ranges: [s0, s1] };
+        return { ranges: [s0, s1], units };
       case 'user-first':
       case 'user-more': {
         const last = this.lastUserUnit();
         const banned = last === undefined ? [] : [unitToken(v, last)];
-        return { ranges: this.phase === 'user-first' ? [units] : [units, s0], banned };
+        return { ranges: this.phase === 'user-first' ? [units] : [units, s0], banned, units };
       }
       case 'agent': {
         const last = this.lastAgentUnitToken();
         const banned = last === undefined ? [] : [last];
-        return { ranges: this.agentTokens === 'units' ? [units, s0, s1] : [[0, v.vocabSize]], banned };
+        // With any token allowed (text too) there is no tag-or-unit decision to draw apart.
+        return this.agentTokens === 'units'
+          ? { ranges: [units, s0, s1], banned, units }
+          : { ranges: [[0, v.vocabSize]], banned };
       }
       default:
         throw new InvalidStateError(`filter() outside of sampling (phase ${this.phase})`);

@@ -489,3 +489,103 @@ describe('sampleToken', () => {
     );
   });
 });
+
+describe('sampleToken with a timing temperature', () => {
+  // ids 0..5 are units, 6 and 7 tags ([S0], [S1]); a silent agent: the tags hold most of the mass.
+  const UNITS: readonly [number, number] = [0, 6];
+  const logits = row([0.2, 0.1, 0, -0.1, -0.2, -0.3, 1.5, 0.4]);
+  const filter: TokenFilter = { ranges: [UNITS, [6, 8]], units: UNITS };
+  const ids = [0, 1, 2, 3, 4, 5, 6, 7];
+
+  it('keeps the model own chance of "some unit" at timingTemperature 1 while temperature and top-p shape the unit', () => {
+    const options: SamplingOptions = { temperature: 0.5, topK: 0, topP: 0.6, timingTemperature: 1 };
+    const p1 = softmax(logits, ids, 1);
+    const unitMass = p1.slice(0, 6).reduce((a, b) => a + b, 0);
+    // Within the units: temperature 0.5, then top-p 0.6 over them alone.
+    const within = softmax(logits, [0, 1, 2, 3, 4, 5], 0.5);
+    let cumulative = 0;
+    const kept = within.map((p) => {
+      const keep = cumulative < 0.6;
+      cumulative += p;
+      return keep ? p : 0;
+    });
+    const keptMass = kept.reduce((a, b) => a + b, 0);
+    const expected = [...kept.map((p) => (unitMass * p) / keptMass), p1[6]!, p1[7]!];
+    const present = ids.filter((_, i) => expected[i]! > 0);
+    const stat = chiSquare(
+      logits,
+      filter,
+      options,
+      present,
+      present.map((id) => expected[id]!),
+      20000,
+    );
+    expect(stat).toBeLessThan(25); // df <= 5; p ~ 1e-4
+  });
+
+  it('one draw at temperature 0.8 with top-p 0.95 says far less often than the model that a unit comes', () => {
+    const rng = createRng(7);
+    const draw = (options: SamplingOptions) => {
+      let some = 0;
+      for (let i = 0; i < 20000; i++) if (sampleToken(logits, 0, 8, filter, options, rng) < 6) some++;
+      return some / 20000;
+    };
+    const model = softmax(logits, ids, 1)
+      .slice(0, 6)
+      .reduce((a, b) => a + b, 0);
+    const tempered = draw({ temperature: 0.8, topK: 0, topP: 0.95 });
+    const timed = draw({ temperature: 0.8, topK: 0, topP: 0.95, timingTemperature: 1 });
+    expect(Math.abs(timed - model)).toBeLessThan(0.015);
+    expect(tempered).toBeLessThan(model - 0.05);
+  });
+
+  it('draws between tags alone at the timing temperature, and leaves unit-only rows to the unit draw', () => {
+    const tagsOnly: TokenFilter = { ranges: [[6, 8]], units: UNITS };
+    const options: SamplingOptions = { temperature: 0.1, topK: 0, topP: 0.5, timingTemperature: 1 };
+    const stat = chiSquare(logits, tagsOnly, options, [6, 7], softmax(logits, [6, 7], 1), 20000);
+    expect(stat).toBeLessThan(15);
+    const unitsOnly: TokenFilter = { ranges: [UNITS], units: UNITS };
+    const rng = fixedRng(0.3);
+    const reference = referenceSample(logits, unitsOnly, options, 0.3);
+    expect(sampleToken(logits, 0, 8, unitsOnly, options, rng)).toBe(reference);
+    expect(rng.draws).toBe(1); // no timing draw: nothing to decide
+  });
+
+  it('timingTemperature 0 takes the likelier of a tag and the best unit; then the unit is drawn as usual', () => {
+    const options: SamplingOptions = { temperature: 0, topK: 0, topP: 1, timingTemperature: 0 };
+    expect(sampleToken(logits, 0, 8, filter, options, fixedRng(0.5))).toBe(6);
+    const speaking = row([2, 0.1, 0, -0.1, -0.2, -0.3, 1.5, 0.4]);
+    expect(sampleToken(speaking, 0, 8, filter, options, fixedRng(0.5))).toBe(0);
+  });
+
+  it('without a units range in the filter, or unset, it is the single draw (same ids for the same draws)', () => {
+    const noUnits: TokenFilter = { ranges: filter.ranges };
+    fc.assert(
+      fc.property(optionsArb, fc.integer({ min: 1, max: 1000 }), (options, seed) => {
+        const a = createRng(seed);
+        const b = createRng(seed);
+        const timed = { ...options, timingTemperature: 1 };
+        for (let i = 0; i < 20; i++) {
+          expect(sampleToken(logits, 0, 8, noUnits, timed, a)).toBe(
+            sampleToken(logits, 0, 8, filter, options, b),
+          );
+        }
+      }),
+    );
+  });
+
+  it('validates it: a negative or non-finite timing temperature is refused, a valid one kept', () => {
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => validateSamplingOptions({ ...PLAIN, timingTemperature: bad })).toThrow(
+        InvalidArgumentError,
+      );
+      expect(() =>
+        sampleToken(logits, 0, 8, filter, { ...PLAIN, timingTemperature: bad }, createRng(1)),
+      ).toThrow(/timingTemperature/);
+    }
+    expect(validateSamplingOptions({ ...PLAIN, timingTemperature: 1 })).toEqual({
+      ...PLAIN,
+      timingTemperature: 1,
+    });
+  });
+});

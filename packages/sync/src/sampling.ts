@@ -11,6 +11,15 @@ export interface SamplingOptions {
   topK: number;
   /** Keep the smallest set of most likely tokens whose mass reaches topP; 1 = off. */
   topP: number;
+  /**
+   * When set, the timing decision (one of the filter's tags, or a unit at all) is drawn first,
+   * at this temperature and without top-k/top-p; temperature, top-k and top-p then pick only
+   * which unit. Unset: one draw over all allowed ids. Why: a speech onset is the sum of many
+   * small unit probabilities, so temperature < 1 and top-p, meant to sharpen what is said,
+   * mostly cut when anything is said (a model that starts speaking with probability 0.2 at a
+   * turn end starts with ~0.04 at temperature 0.8, top-p 0.95). 1 keeps the model's timing.
+   */
+  timingTemperature?: number;
 }
 
 export interface TokenFilter {
@@ -18,18 +27,29 @@ export interface TokenFilter {
   ranges: readonly (readonly [number, number])[];
   /** Ids excluded even inside the ranges (meant to be a handful, e.g. the unit just emitted). */
   banned?: readonly number[];
+  /** The unit ids [start, end): the allowed ids outside it are tags (see timingTemperature). */
+  units?: readonly [number, number];
 }
 
 /** Throws InvalidArgumentError unless the options are usable; returns a frozen copy of them. */
 export function validateSamplingOptions(options: SamplingOptions): Readonly<SamplingOptions> {
   checkOptions(options);
-  const { temperature, topK, topP } = options;
-  return Object.freeze({ temperature, topK, topP });
+  const { temperature, topK, topP, timingTemperature } = options;
+  return Object.freeze(
+    timingTemperature === undefined
+      ? { temperature, topK, topP }
+      : { temperature, topK, topP, timingTemperature },
+  );
 }
 
-function checkOptions({ temperature, topK, topP }: SamplingOptions): void {
+function checkOptions({ temperature, topK, topP, timingTemperature }: SamplingOptions): void {
   if (!Number.isFinite(temperature) || temperature < 0) {
     throw new InvalidArgumentError(`temperature must be a finite number >= 0, got ${temperature}`);
+  }
+  if (timingTemperature !== undefined && !(Number.isFinite(timingTemperature) && timingTemperature >= 0)) {
+    throw new InvalidArgumentError(
+      `timingTemperature must be a finite number >= 0, got ${timingTemperature}`,
+    );
   }
   if (!Number.isSafeInteger(topK) || topK < 0) {
     throw new InvalidArgumentError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
@@ -71,9 +91,14 @@ export function sampleToken(
 ): number {
   checkRow(logits, offset, vocabSize);
   checkOptions(options);
-  const count = collectCandidates(logits, offset, vocabSize, filter);
+  let count = collectCandidates(logits, offset, vocabSize, filter);
   if (count === 0) {
     throw new InvalidArgumentError('no token is allowed: the filter ranges are empty or fully banned');
+  }
+  if (options.timingTemperature !== undefined && filter.units !== undefined) {
+    const tag = drawTiming(count, filter.units, options.timingTemperature, rng);
+    if (tag !== undefined) return tag;
+    count = keepUnits(count, filter.units);
   }
 
   // Greedy: candidates ascend by id, so the first maximum is the lowest id among ties.
@@ -121,6 +146,81 @@ export function sampleToken(
     cutoff = nucleusCutoff(size, topP * total);
   }
   return drawKept(u, count, cutoff);
+}
+
+/**
+ * The timing decision: one of the tags among the candidates, or "a unit" (their summed mass),
+ * drawn at `temperature` (0: the most likely; ties go to the lowest id, a unit's id being its
+ * best unit's). Returns the tag, or undefined for a unit. Draws once from rng unless greedy.
+ */
+function drawTiming(
+  count: number,
+  units: readonly [number, number],
+  temperature: number,
+  rng: Rng,
+): number | undefined {
+  const [start, end] = units;
+  const isUnit = (i: number): boolean => candidateIds[i]! >= start && candidateIds[i]! < end;
+  let maxLogit = Number.NEGATIVE_INFINITY;
+  let best = -1;
+  let hasUnit = false;
+  let hasTag = false;
+  for (let i = 0; i < count; i++) {
+    if (isUnit(i)) hasUnit = true;
+    else hasTag = true;
+    if (best < 0 || candidateLogits[i]! > maxLogit) {
+      maxLogit = candidateLogits[i]!;
+      best = i;
+    }
+  }
+  if (!hasUnit) return temperature === 0 ? candidateIds[best]! : drawAmong(count, maxLogit, temperature, rng);
+  if (!hasTag) return undefined;
+  if (temperature === 0) return isUnit(best) ? undefined : candidateIds[best]!;
+  let total = 0;
+  let unitMass = 0;
+  for (let i = 0; i < count; i++) {
+    const logit = candidateLogits[i]!;
+    const weight = logit === maxLogit ? 1 : Math.exp((logit - maxLogit) / temperature);
+    candidateWeights[i] = weight;
+    total += weight;
+    if (isUnit(i)) unitMass += weight;
+  }
+  // Walk the tags by id, the units' mass last.
+  const target = rng.next() * total;
+  let cumulative = 0;
+  for (let i = 0; i < count; i++) {
+    if (isUnit(i) || candidateWeights[i] === 0) continue;
+    cumulative += candidateWeights[i]!;
+    if (cumulative > target) return candidateIds[i]!;
+  }
+  return unitMass > 0 ? undefined : lastTag(count, isUnit);
+}
+
+/** Draws among all candidates (tags only) at `temperature`. */
+function drawAmong(count: number, maxLogit: number, temperature: number, rng: Rng): number {
+  for (let i = 0; i < count; i++) {
+    const logit = candidateLogits[i]!;
+    candidateWeights[i] = logit === maxLogit ? 1 : Math.exp((logit - maxLogit) / temperature);
+  }
+  return drawKept(rng.next(), count, -1);
+}
+
+function lastTag(count: number, isUnit: (i: number) => boolean): number {
+  for (let i = count - 1; i >= 0; i--) if (!isUnit(i) && candidateWeights[i]! > 0) return candidateIds[i]!;
+  return candidateIds[count - 1]!;
+}
+
+/** Compacts the candidates to the units (ascending id kept); returns their count. */
+function keepUnits(count: number, [start, end]: readonly [number, number]): number {
+  let kept = 0;
+  for (let i = 0; i < count; i++) {
+    const id = candidateIds[i]!;
+    if (id < start || id >= end) continue;
+    candidateIds[kept] = id;
+    candidateLogits[kept] = candidateLogits[i]!;
+    kept++;
+  }
+  return kept;
 }
 
 function checkRow(logits: Float32Array, offset: number, vocabSize: number): void {
