@@ -25,7 +25,7 @@ export interface DialogueEngineOptions {
   readonly maxLateChunks?: number;
 }
 
-/** The serving defaults of services/inference (temperature 0.8, top-p 0.95). */
+/** The serving defaults of services/inference (temperature 0.8, top-p 0.95, timing temperature off). */
 export const SERVING_SAMPLING: SamplingOptions = { temperature: 0.8, topK: 0, topP: 0.95 };
 
 export async function loadDialogueEngine(options: DialogueEngineOptions): Promise<SyncEngine> {

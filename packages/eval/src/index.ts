@@ -24,7 +24,7 @@ export {
   parseEvalSetManifest,
 } from './evalSet.js';
 export { type SyntheticEvalSetOptions, speak, writeSyntheticEvalSet } from './fixture.js';
-export { promptTokens } from './generate.js';
+export { promptTokens, SERVING_SAMPLING } from './generate.js';
 export { applyingStep, deliveryTimeMs } from './latency.js';
 export { evalMarkdown, fmt, markdownTable } from './report.js';
 export {

@@ -9,7 +9,7 @@ import {
   repoRoot,
   resolveDialogueModel,
 } from '@duet/engine/tiny';
-import { chunkGeometry } from '@duet/sync';
+import { chunkGeometry, type SamplingOptions } from '@duet/sync';
 import { loadCodec, tokenizeSignals, vocodeChunks } from './codec.js';
 import { type EvalSet, loadEvalSet } from './evalSet.js';
 import { generateContinuations, loadDialogueEngine, SERVING_SAMPLING } from './generate.js';
@@ -38,6 +38,8 @@ export interface RunEvalOptions {
   /** Calls stepped together (engine slots; default 16). */
   readonly slots?: number;
   readonly seed?: number;
+  /** Sampling (default: the inference service's, SERVING_SAMPLING). */
+  readonly sampling?: SamplingOptions;
   /** Only the first N items of each kind. */
   readonly limitPerKind?: number;
   readonly log?: (line: string) => void;
@@ -64,6 +66,7 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
     return options.limitPerKind === undefined || n < options.limitPerKind;
   });
   const { path: model, untrained } = await resolveDialogueModel(options.model);
+  const sampling = options.sampling ?? SERVING_SAMPLING;
   const geometry = chunkGeometry(set.manifest.chunkMs);
   const chunkS = geometry.chunkMs / 1000;
   log(
@@ -82,6 +85,7 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
     slots,
     silenceUnit: codec.silenceUnit,
     unitCount: codec.unitCount,
+    sampling,
   });
   try {
     log('eval: tokenizing caller and ground-truth agent channels');
@@ -161,7 +165,7 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
     const wall = (performance.now() - started) / 1000;
     const settings = {
       'chunk ms': geometry.chunkMs,
-      sampling: `temperature ${SERVING_SAMPLING.temperature}, top-p ${SERVING_SAMPLING.topP} (the inference service's defaults), seed ${seed}`,
+      sampling: `temperature ${sampling.temperature}, top-p ${sampling.topP}, timing temperature ${sampling.timingTemperature ?? 'off'}${sampling === SERVING_SAMPLING ? " (the inference service's defaults)" : ''}, seed ${seed}`,
       'caller units': 'real, on time (zero latency), replacing the prediction at the next tick',
       VAD: 'Silero VAD v5 (16 kHz, 32 ms frames), threshold 0.5 / 0.35, min speech 0.1 s, IPU silence 0.2 s, pad 0.03 s',
       'audio / wall': `${audioSeconds.toFixed(1)} s / ${wall.toFixed(1)} s`,

@@ -34,8 +34,19 @@ export const inferenceConfig = {
   DUET_INFERENCE_PHASE_MS: env.int(30, 0, 1000),
   /** Agent chunk j is a deadline miss if published after T(f+j) minus this lead. */
   DUET_INFERENCE_VOCODER_LEAD_MS: env.int(30, 0, 1000),
+  /** Sampling temperature of the units (and of the timing, unless the timing temperature is set). */
   DUET_INFERENCE_TEMPERATURE: env.number(0.8, 0, 10),
   DUET_INFERENCE_TOP_P: env.number(0.95, 0, 1),
+  /**
+   * Temperature of the timing decision (start or go on speaking, or not), drawn apart from which
+   * unit (SamplingOptions.timingTemperature); 1 keeps the model's own timing, `off` (default)
+   * draws both at DUET_INFERENCE_TEMPERATURE / DUET_INFERENCE_TOP_P, which makes the default
+   * model speak less often and suits it best (tools/recipe/README.md, "Timing temperature").
+   */
+  DUET_INFERENCE_TIMING_TEMPERATURE: z
+    .union([z.literal('off'), z.coerce.number().min(0).max(10)])
+    .default('off')
+    .transform((v) => (v === 'off' ? undefined : v)),
   /** Chunks of each call's history kept in duet_history for resume. */
   DUET_INFERENCE_HISTORY_CHUNKS: env.int(32, 1, 1024),
   /** A peer silent for this many ticks (or leaving) is dead: its calls are claimed. */

@@ -26,7 +26,14 @@ await runService({
       geometry,
       maxLateChunks: c.DUET_INFERENCE_MAX_LATE_CHUNKS,
       silenceUnit: c.DUET_INFERENCE_SILENCE_UNIT,
-      sampling: { temperature: c.DUET_INFERENCE_TEMPERATURE, topK: 0, topP: c.DUET_INFERENCE_TOP_P },
+      sampling: {
+        temperature: c.DUET_INFERENCE_TEMPERATURE,
+        topK: 0,
+        topP: c.DUET_INFERENCE_TOP_P,
+        ...(c.DUET_INFERENCE_TIMING_TEMPERATURE === undefined
+          ? {}
+          : { timingTemperature: c.DUET_INFERENCE_TIMING_TEMPERATURE }),
+      },
     });
     const metrics = createInferenceMetrics(ctx.registry);
     const worker = new InferenceWorker(ctx, engine, metrics);

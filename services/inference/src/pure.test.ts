@@ -1,6 +1,8 @@
+import { ConfigError, loadConfig } from '@duet/runtime';
 import { createVocabulary, dedupChunk, unitToken } from '@duet/sync';
 import { describe, expect, it } from 'vitest';
 import { CallHistoryTracker, planResume } from './callHistory.js';
+import { inferenceConfig } from './config.js';
 import { PeerLiveness } from './peerLiveness.js';
 import { rankPeers } from './placement.js';
 import { TickSequencer } from './tickSequencer.js';
@@ -139,5 +141,27 @@ describe('planResume', () => {
       [6, [4, 5], [], false],
       [7, [], [], false],
     ]);
+  });
+});
+
+describe('inference config: DUET_INFERENCE_TIMING_TEMPERATURE', () => {
+  const base = { DUET_INFERENCE_MODEL: '/m/manifest.json' };
+  const timing = (value?: string) =>
+    loadConfig(
+      'inference',
+      inferenceConfig,
+      value === undefined ? base : { ...base, DUET_INFERENCE_TIMING_TEMPERATURE: value },
+    ).DUET_INFERENCE_TIMING_TEMPERATURE;
+  it('is off (one draw) unless set; a number is the timing temperature', () => {
+    expect(timing()).toBeUndefined();
+    expect(timing('off')).toBeUndefined();
+    expect(timing('1')).toBe(1);
+    expect(timing('0.5')).toBe(0.5);
+  });
+  it('refuses a negative, too large or non-numeric value, naming the variable', () => {
+    for (const bad of ['-1', '11', 'warm']) {
+      expect(() => timing(bad)).toThrow(ConfigError);
+      expect(() => timing(bad)).toThrow(/DUET_INFERENCE_TIMING_TEMPERATURE/);
+    }
   });
 });

@@ -83,6 +83,29 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(report.turnTaking.r.resynth.byKind.ipu).toBeGreaterThan(0.5);
     const wav = decodeWav(readFileSync(join(out, 'turn-000.wav')));
     expect(wav.channels).toHaveLength(2);
+    expect(report.settings.sampling).toMatch(/timing temperature off \(the inference service's defaults\)/);
+  });
+
+  it('duet eval takes its sampling from --temperature / --top-p / --timing-temperature, and refuses bad ones', async () => {
+    const out = join(dir, 'report-timing');
+    const bad = await duet([
+      'eval',
+      '--evalset',
+      evalset,
+      '--out',
+      out,
+      '--model',
+      tiny,
+      '--timing-temperature',
+      'hot',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/timing-temperature/);
+    const args = ['eval', '--evalset', evalset, '--out', out, '--model', tiny, '--limit', '1'];
+    const r = await duet([...args, '--temperature', '0.7', '--top-p', '0.9', '--timing-temperature', '1']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.settings.sampling).toBe('temperature 0.7, top-p 0.9, timing temperature 1, seed 1');
   });
 
   it('duet simulate runs two agents on the clock at 160 ms one-way latency', async () => {

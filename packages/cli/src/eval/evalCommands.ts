@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_EVALSET, runEval, runSimulate, writeSyntheticEvalSet } from '@duet/eval';
+import { DEFAULT_EVALSET, runEval, runSimulate, SERVING_SAMPLING, writeSyntheticEvalSet } from '@duet/eval';
 
 export interface EvalCommandOptions {
   readonly model?: string;
@@ -13,6 +13,9 @@ export interface EvalCommandOptions {
   readonly limit?: number;
   readonly units?: string;
   readonly vocoder?: string;
+  readonly temperature?: number;
+  readonly topP?: number;
+  readonly timingTemperature?: number | 'off';
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -24,8 +27,17 @@ export async function runEvalCommand(o: EvalCommandOptions): Promise<void> {
     log(`eval: no eval set at ${evalset}: writing a synthetic one (espeak-ng)`);
     await writeSyntheticEvalSet(evalset);
   }
+  const timing = o.timingTemperature ?? SERVING_SAMPLING.timingTemperature;
+  const custom = o.temperature !== undefined || o.topP !== undefined || o.timingTemperature !== undefined;
+  const sampling = {
+    temperature: o.temperature ?? SERVING_SAMPLING.temperature,
+    topK: 0,
+    topP: o.topP ?? SERVING_SAMPLING.topP,
+    ...(timing === undefined || timing === 'off' ? {} : { timingTemperature: timing }),
+  };
   const result = await runEval({
     evalSet: evalset,
+    ...(custom ? { sampling } : {}),
     ...(o.model ? { model: o.model } : {}),
     ...(o.units ? { units: o.units } : {}),
     ...(o.vocoder ? { vocoder: o.vocoder } : {}),
