@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=int, default=1, help="sampled runs per item")
+    p.add_argument("--timing-temperature", type=float, default=None,
+                   help="draw the timing decision (a tag or some unit) at this temperature without top-p; "
+                        "--temperature / --top-p then pick the unit (default: one draw at --temperature)")
     p.add_argument("--oracle-user", action="store_true",
                    help="no prediction of the caller: the agent's chunk n+1 sees the real chunk n")
     p.add_argument("--quiet", action="store_true")
@@ -113,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval-set", help="held-out synthetic callers + manifest.json for duet eval")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
-    p.add_argument("--per-kind", type=int, default=8)
+    p.add_argument("--per-kind", type=int, default=24,
+                   help="items of each kind (24: each rate within about +-0.1; 8 gave +-0.17)")
     p.add_argument("--seed", type=int, default=9001)
     p.add_argument("--tiny", action="store_true", help="one short item per kind (CI)")
     p.add_argument("--jobs", type=int, default=2)
@@ -123,8 +127,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models/default/dialogue")
     p.add_argument("--work", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue-train")
     p.add_argument("--evalset", type=Path, default=REPO_ROOT / ".cache/recipe/evalset")
+    p.add_argument("--evalset-per-kind", type=int, default=24, help="items of each kind in the eval set it measures on")
     p.add_argument("--stage-minutes", default="4,12,24", help="time budget of stages 1,2,3 (minutes)")
     p.add_argument("--stage-steps", default="150,400,3000", help="step budget (and schedule length) of stages 1,2,3")
+    p.add_argument("--refine-steps", type=int, default=1500,
+                   help="steps of the stage-3 refinement that weighs the floor-taking decisions (0: none)")
+    p.add_argument("--refine-lr", type=float, default=1e-3)
+    p.add_argument("--refine-decision-weight", type=float, default=3.0,
+                   help="the refinement's loss weight of the agent's tokens after a caller's turn end")
+    p.add_argument("--refine-pause-weight", type=float, default=6.0,
+                   help="the refinement's loss weight of the agent's tokens in a caller's mid-turn pause")
     _data_args(p, required=False)
     _train_args(p, with_steps=False)
     p.add_argument("--quiet", action="store_true")
@@ -139,12 +151,14 @@ def _share(text: str) -> float:
 
 
 def _data_args(p, required: bool) -> None:
+    from .duplex import CALLER_HESITATION
+
     if required:
         p.add_argument("--out", required=True, type=Path, help="data directory")
     else:
         p.add_argument("--data", type=Path, default=REPO_ROOT / ".cache/recipe/dialogue", help="data directory")
     p.add_argument("--dialogues", type=int, default=240, help="generated dialogues (or at most this many loaded)")
-    p.add_argument("--caller-hesitation", type=_share, default=0.45,
+    p.add_argument("--caller-hesitation", type=_share, default=CALLER_HESITATION,
                    help="share of caller turns with a hesitation (stage 3: a mid-turn pause), 0..1")
     p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
     p.add_argument("--seed", type=int, default=0)

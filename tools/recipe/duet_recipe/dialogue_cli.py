@@ -52,7 +52,7 @@ def run_dialogue_command(args, progress: bool) -> dict:
 
         return measure(_hf_dir(args.model), args.evalset, args.tokenizer, temperature=args.temperature,
                        top_p=args.top_p, seed=args.seed, runs=args.runs, predict_user=not args.oracle_user,
-                       progress=progress)
+                       timing_temperature=args.timing_temperature, progress=progress)
     if cmd == "dialogue-hazard":
         from .hazard import floor_hazards, format_table
 
@@ -84,7 +84,8 @@ def _hf_dir(model: Path) -> Path:
 
 
 def default_dialogue(args, progress: bool) -> dict:
-    """dialogue-data -> stage 1 -> 2 -> 3 -> export -> eval-set -> measure (figures into the manifest)."""
+    """dialogue-data -> stage 1 -> 2 -> 3 -> refinement -> export -> eval-set -> measure (figures
+    into the manifest)."""
     from .cli import _train_kwargs
     from .dialogue_model import export_dialogue, train_stage
     from .evalset import make_evalset
@@ -93,13 +94,13 @@ def default_dialogue(args, progress: bool) -> dict:
     t0 = time.time()
     minutes = [float(x) for x in args.stage_minutes.split(",")]
     steps = [int(x) for x in args.stage_steps.split(",")]
-    _log(f"[1/5] dialogue data -> {args.data}")
+    _log(f"[1/6] dialogue data -> {args.data}")
     data = _data(args, args.data, progress)
     times = {"data": round(time.time() - t0, 1)}
     stages = []
     init = None
     for stage in (1, 2, 3):
-        _log(f"[{stage + 1}/5] stage {stage} ({minutes[stage - 1]} min, <= {steps[stage - 1]} steps)")
+        _log(f"[{stage + 1}/6] stage {stage} ({minutes[stage - 1]} min, <= {steps[stage - 1]} steps)")
         t = time.time()
         work = Path(args.work) / f"stage{stage}"
         s = train_stage(args.data, work, stage=stage, init=init, steps=steps[stage - 1],
@@ -107,17 +108,31 @@ def default_dialogue(args, progress: bool) -> dict:
         stages.append(s)
         times[f"stage{stage}"] = round(time.time() - t, 1)
         init = work / "final"
-    _log("[5/5] export, eval set, measurement")
+    if args.refine_steps > 0:
+        # Stage 3 again at a lower learning rate with the floor-taking decisions weighted: the
+        # agent's tokens after the caller's turn ends and in the caller's pauses (tools/recipe/README.md).
+        _log(f"[5/6] refinement ({args.refine_steps} steps, decision weight {args.refine_decision_weight}, "
+             f"pause weight {args.refine_pause_weight})")
+        t = time.time()
+        work = Path(args.work) / "refine"
+        kw = {**_train_kwargs(args, 3), "lr": args.refine_lr, "decision_weight": args.refine_decision_weight,
+              "pause_weight": args.refine_pause_weight}
+        s = train_stage(args.data, work, stage=3, init=init, steps=args.refine_steps, progress=progress, **kw)
+        stages.append({**s, "refinement": True})
+        times["refine"] = round(time.time() - t, 1)
+        init = work / "final"
+    _log("[6/6] export, eval set, measurement")
     if isinstance(data.get("tokenizer"), dict):
         from .dialogue_model import _display
 
         data = {**data, "tokenizer": {**data["tokenizer"], "dir": _display(Path(data["tokenizer"]["dir"]))}}
     recipe = {"recipe": "duet-recipe default-dialogue", "chunkMs": _train_kwargs(args, 3)["chunk_ms"],
-              "data": {k: data.get(k) for k in ("seed", "dialogues", "heldoutDialogues", "variants", "stages", "text", "tokenizer")},
+              "data": {k: data.get(k) for k in ("seed", "dialogues", "heldoutDialogues", "variants", "callerHesitation",
+                                                "stages", "text", "tokenizer")},
               "stages": stages}
     m = export_dialogue(init, args.out, recipe, progress=progress)
     t = time.time()
-    ev = make_evalset(args.evalset, progress=progress)
+    ev = make_evalset(args.evalset, per_kind=args.evalset_per_kind, progress=progress)
     times["evalset"] = round(time.time() - t, 1)
     t = time.time()
     # the engine's default sampling (temperature 0.8, top-p 0.95), and temperature 1.0; 3 sampled runs

@@ -44,8 +44,9 @@ RATES = (130, 210)
 PITCHES = (25, 75)
 PIECES_FORMAT = 1
 # Share of caller turns (with a sentence of 5+ words) that get a hesitation: a sentence split
-# after a few words, which stage 3 turns into a mid-turn pause.
-CALLER_HESITATION = 0.45
+# after a few words, which stage 3 turns into a mid-turn pause. 0.9 rather than 0.45: twice the
+# pauses taught the model to keep quiet in them far better (tools/recipe/README.md, E5).
+CALLER_HESITATION = 0.9
 
 
 def _log(msg: str) -> None:

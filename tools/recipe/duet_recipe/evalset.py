@@ -170,7 +170,7 @@ def _job(job):
     return make_item(kind, k, seed, variants, Path(out), tiny)
 
 
-def make_evalset(out: Path, *, per_kind: int = 8, seed: int = DEFAULT_SEED, tiny: bool = False, jobs: int = 2,
+def make_evalset(out: Path, *, per_kind: int = 24, seed: int = DEFAULT_SEED, tiny: bool = False, jobs: int = 2,
                  progress: bool = True) -> dict:
     from multiprocessing import get_context
 

@@ -76,7 +76,8 @@ class LoopModel:
         self.vocab = Vocab.of_checkpoint(checkpoint, self.model.config.vocab_size)
 
     def run(self, agent_gt: np.ndarray, user: np.ndarray, u: int, prompt_chunks: int, *, temperature: float,
-            top_p: float, seed: int, predict_user: bool = True) -> list[list[int]]:
+            top_p: float, seed: int, predict_user: bool = True,
+            timing_temperature: float | None = None) -> list[list[int]]:
         """Agent chunks (deduped units) of one call. With `predict_user` (the engine's loop), at tick n
         the model first predicts the caller's chunk n, then generates its own chunk n+1 after that
         prediction; at the next tick the prediction is rolled back (KV cache cropped) and the real
@@ -110,10 +111,26 @@ class LoopModel:
             state["pending"] = []
             return out.logits[0, -1]
 
+        unit_slice = slice(v.unit_base, v.unit_base + v.unit_count)
+
         def sample(kind: str, banned) -> int:
             logits = logits_after() + masks[kind]
             if banned is not None:
                 logits[v.unit_base + banned] = float("-inf")
+            if timing_temperature is not None:
+                # The timing decision (a tag, or some unit) at timing_temperature, without top-p;
+                # temperature and top-p then pick the unit (the engine's `timingTemperature`).
+                t = max(timing_temperature, 1e-4)
+                groups = torch.softmax(logits / t, -1)
+                unit_mass = groups[unit_slice].sum()
+                groups[unit_slice] = 0
+                groups[v.unit_base] = unit_mass
+                g = int(torch.multinomial(groups, 1, generator=gen))
+                if g != v.unit_base:
+                    return g
+                only_units = torch.full_like(logits, float("-inf"))
+                only_units[unit_slice] = logits[unit_slice]
+                logits = only_units
             probs = torch.softmax(logits / max(temperature, 1e-4), -1)
             sp, si = torch.sort(probs, descending=True)
             sp = sp * ((torch.cumsum(sp, 0) - sp) < top_p)
@@ -283,7 +300,8 @@ def summarise(figs: list[dict]) -> dict:
 
 
 def measure(model_dir: Path, evalset: Path, tokenizer: Path, *, temperature: float = 0.8, top_p: float = 0.95,
-            seed: int = 0, runs: int = 1, predict_user: bool = True, progress: bool = True) -> dict:
+            seed: int = 0, runs: int = 1, predict_user: bool = True, timing_temperature: float | None = None,
+            progress: bool = True) -> dict:
     from tqdm import tqdm
 
     evalset = Path(evalset)
@@ -309,7 +327,7 @@ def measure(model_dir: Path, evalset: Path, tokenizer: Path, *, temperature: flo
             a, c = units_of(it)
             prompt_chunks = int(round(it["promptSeconds"] / (u * SLOT)))
             chunks = model.run(a, c, u, prompt_chunks, temperature=temperature, top_p=top_p, seed=seed + 1000 * r + k,
-                               predict_user=predict_user)
+                               predict_user=predict_user, timing_temperature=timing_temperature)
             slots = expand(chunks, u, tok.silence_unit)
             figs.append(item_figures(it, ~np.isin(slots, list(sil))))
             if r == 0:
@@ -318,6 +336,6 @@ def measure(model_dir: Path, evalset: Path, tokenizer: Path, *, temperature: flo
             bar.update()
     bar.close()
     out = {"model": summarise(figs), "groundTruth": summarise(gt_figs), "silenceUnits": sorted(sil),
-           "temperature": temperature, "topP": top_p, "runs": runs, "predictUser": predict_user,
+           "temperature": temperature, "topP": top_p, "timingTemperature": timing_temperature, "runs": runs, "predictUser": predict_user,
            "perKind": {k: sum(1 for it in items if it["kind"] == k) for k in sorted({it["kind"] for it in items})}}
     return out

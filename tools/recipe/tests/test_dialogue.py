@@ -300,3 +300,35 @@ def test_recipe_end_to_end(tmp_path):
     figs = measure(init, ev, REPO / "models/default/units", progress=False)
     assert figs["model"]["items"] == 5 and 0.0 <= figs["model"]["agent_speech_while_caller_speaks"] <= 1.0
     assert figs["groundTruth"]["pause_takeover_rate"] == 0.0 and figs["groundTruth"]["turn_takeover_rate"] == 1.0
+
+
+def test_default_dialogue_one_command(tmp_path):
+    """`default-dialogue` (the committed model's one command) at toy sizes: data, stages 1-3, the
+    decision-weighted refinement, export, eval set and measurement; the manifest records it all."""
+    _need_tools()
+    import torch
+
+    torch.set_num_threads(2)
+    from duet_recipe.cli import main
+
+    text = tmp_path / "d.jsonl"
+    text.write_text("\n".join(json.dumps({"turns": t}) for t in [
+        ["Hello, is this the bakery?", "Yes, how can I help you today?",
+         "I would like a big chocolate cake for Saturday. It is for my daughter.", "Of course."],
+        ["Hi there.", "Hello, the train to Boston leaves at nine from platform four.", "Great, thank you."],
+    ]) + "\n")
+    out = tmp_path / "model"
+    assert main(["default-dialogue", "--out", str(out), "--data", str(tmp_path / "data"), "--text", str(text),
+                 "--dialogues", "2", "--variants", "1", "--work", str(tmp_path / "work"),
+                 "--evalset", str(tmp_path / "evalset"), "--evalset-per-kind", "1",
+                 "--stage-steps", "2,2,2", "--stage-minutes", "1,1,1", "--refine-steps", "2",
+                 "--layers", "1", "--hidden", "32", "--heads", "2", "--kv-heads", "1", "--intermediate", "64",
+                 "--batch", "2", "--seq-len", "128", "--quiet"]) == 0
+    recipe = json.loads((out / "manifest.json").read_text())["recipe"]
+    assert [s["stage"] for s in recipe["stages"]] == [1, 2, 3, 3] and recipe["stages"][3]["refinement"]
+    refine = recipe["stages"][3]["settings"]
+    assert (refine["lr"], refine["decisionWeight"], refine["pauseWeight"]) == (1e-3, 3.0, 6.0)
+    assert refine["init"].endswith("stage3/final")
+    assert recipe["data"]["callerHesitation"] == 0.9
+    assert recipe["timing"]["model"]["items"] == 3 * 5 and recipe["evalset"]["items"] == 5  # 3 sampled runs
+    assert (tmp_path / "work" / "refine" / "final" / "duet_tokens.json").exists()
