@@ -109,16 +109,7 @@ export function sampleToken(
   if (options.temperature === 0) return candidateIds[best]!;
 
   const u = rng.next();
-  const maxLogit = candidateLogits[best]!;
-  const temperature = options.temperature;
-  let total = 0;
-  for (let i = 0; i < count; i++) {
-    const logit = candidateLogits[i]!;
-    // `logit === maxLogit` keeps +-Infinity maxima at weight 1 instead of NaN.
-    const weight = logit === maxLogit ? 1 : Math.exp((logit - maxLogit) / temperature);
-    candidateWeights[i] = weight;
-    total += weight;
-  }
+  const total = fillWeights(count, candidateLogits[best]!, options.temperature);
 
   // The kept tokens are those ranked at or above `cutoff` (a position; -1 keeps all).
   let cutoff = -1;
@@ -176,15 +167,9 @@ function drawTiming(
   if (!hasUnit) return temperature === 0 ? candidateIds[best]! : drawAmong(count, maxLogit, temperature, rng);
   if (!hasTag) return undefined;
   if (temperature === 0) return isUnit(best) ? undefined : candidateIds[best]!;
-  let total = 0;
+  const total = fillWeights(count, maxLogit, temperature);
   let unitMass = 0;
-  for (let i = 0; i < count; i++) {
-    const logit = candidateLogits[i]!;
-    const weight = logit === maxLogit ? 1 : Math.exp((logit - maxLogit) / temperature);
-    candidateWeights[i] = weight;
-    total += weight;
-    if (isUnit(i)) unitMass += weight;
-  }
+  for (let i = 0; i < count; i++) if (isUnit(i)) unitMass += candidateWeights[i]!;
   // Walk the tags by id, the units' mass last.
   const target = rng.next() * total;
   let cumulative = 0;
@@ -198,11 +183,21 @@ function drawTiming(
 
 /** Draws among all candidates (tags only) at `temperature`. */
 function drawAmong(count: number, maxLogit: number, temperature: number, rng: Rng): number {
+  fillWeights(count, maxLogit, temperature);
+  return drawKept(rng.next(), count, -1);
+}
+
+/** candidateWeights = exp((logit - maxLogit) / temperature) over the candidates; returns their sum. */
+function fillWeights(count: number, maxLogit: number, temperature: number): number {
+  let total = 0;
   for (let i = 0; i < count; i++) {
     const logit = candidateLogits[i]!;
-    candidateWeights[i] = logit === maxLogit ? 1 : Math.exp((logit - maxLogit) / temperature);
+    // `logit === maxLogit` keeps +-Infinity maxima at weight 1 instead of NaN.
+    const weight = logit === maxLogit ? 1 : Math.exp((logit - maxLogit) / temperature);
+    candidateWeights[i] = weight;
+    total += weight;
   }
-  return drawKept(rng.next(), count, -1);
+  return total;
 }
 
 function lastTag(count: number, isUnit: (i: number) => boolean): number {
