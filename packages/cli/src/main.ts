@@ -16,18 +16,16 @@ program
     await runStartCommand({ ...(opts.nats ? { natsUrl: opts.nats } : {}), quiet: opts.quiet ?? false });
   });
 
-const unitInterval = (max: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > max)
-    throw new InvalidArgumentError(`a number between 0 and ${max}`);
-  return n;
-};
+const upTo =
+  (max: number, what = 'a number') =>
+  (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > max)
+      throw new InvalidArgumentError(`${what} between 0 and ${max}`);
+    return n;
+  };
 
-const seconds = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > 3600) throw new InvalidArgumentError('seconds between 0 and 3600');
-  return n;
-};
+const seconds = upTo(3600, 'seconds');
 
 program
   .command('call')
@@ -100,13 +98,13 @@ program
   .option(
     '--temperature <t>',
     'sampling temperature of the units (default: the inference service, 0.8)',
-    unitInterval(10),
+    upTo(10),
   )
-  .option('--top-p <p>', 'nucleus sampling (default: the inference service, 0.95)', unitInterval(1))
+  .option('--top-p <p>', 'nucleus sampling (default: the inference service, 0.95)', upTo(1))
   .option(
     '--timing-temperature <t>',
     "temperature of the timing decision, or 'off' (default: the inference service, off)",
-    (v: string) => (v === 'off' ? 'off' : unitInterval(10)(v)),
+    (v: string) => (v === 'off' ? 'off' : upTo(10)(v)),
   )
   .option('--limit <n>', 'at most n items of each kind', positiveInt)
   .action(async (opts) => {

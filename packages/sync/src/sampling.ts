@@ -154,17 +154,14 @@ function drawTiming(
   const isUnit = (i: number): boolean => candidateIds[i]! >= start && candidateIds[i]! < end;
   let maxLogit = Number.NEGATIVE_INFINITY;
   let best = -1;
-  let hasUnit = false;
   let hasTag = false;
   for (let i = 0; i < count; i++) {
-    if (isUnit(i)) hasUnit = true;
-    else hasTag = true;
+    if (!isUnit(i)) hasTag = true;
     if (best < 0 || candidateLogits[i]! > maxLogit) {
       maxLogit = candidateLogits[i]!;
       best = i;
     }
   }
-  if (!hasUnit) return temperature === 0 ? candidateIds[best]! : drawAmong(count, maxLogit, temperature, rng);
   if (!hasTag) return undefined;
   if (temperature === 0) return isUnit(best) ? undefined : candidateIds[best]!;
   const total = fillWeights(count, maxLogit, temperature);
@@ -179,12 +176,6 @@ function drawTiming(
     if (cumulative > target) return candidateIds[i]!;
   }
   return unitMass > 0 ? undefined : lastTag(count, isUnit);
-}
-
-/** Draws among all candidates (tags only) at `temperature`. */
-function drawAmong(count: number, maxLogit: number, temperature: number, rng: Rng): number {
-  fillWeights(count, maxLogit, temperature);
-  return drawKept(rng.next(), count, -1);
 }
 
 /** candidateWeights = exp((logit - maxLogit) / temperature) over the candidates; returns their sum. */
