@@ -13,7 +13,8 @@ import {
   type Browser,
   launchChromium,
   type SfuProcess,
-  startSfu,
+  sfuLaunch,
+  sfuOf,
   TOKEN_SECRET,
   waitFor,
   writeCallerWav,
@@ -31,15 +32,17 @@ const figures: Record<string, unknown> = {};
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'duet-sfu-e2e-'));
   writeCallerWav(join(dir, 'caller.wav'));
-  system = await launchSystem({ dialogueModel: await mediaTestModel() });
-  sfu = await startSfu(system, { DUET_SFU_JOIN_TIMEOUT_MS: '1500' });
+  system = await launchSystem({
+    dialogueModel: await mediaTestModel(),
+    sfu: sfuLaunch({ DUET_SFU_JOIN_TIMEOUT_MS: '1500' }),
+  });
+  sfu = sfuOf(system);
   browser = await launchChromium(join(dir, 'caller.wav'));
 });
 
 afterAll(async () => {
   if (Object.keys(figures).length) console.log(`[sfu e2e] ${JSON.stringify(figures)}`);
   await browser?.close();
-  await sfu?.proc.stop();
   await system?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

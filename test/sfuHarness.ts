@@ -1,13 +1,12 @@
-// Shared by the SFU's end-to-end tests: the SFU as its own process next to a launched system,
+// Shared by the SFU's end-to-end tests: the SFU started by the launcher next to the system,
 // a fake-microphone WAV, headless Chromium (Debian's, driven by playwright-core), and the
 // mediasoup dump the SFU serves to tests.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunningSystem } from '@duet/cli';
-import { repoRoot } from '@duet/engine/tiny';
-import { type ServiceProcess, startServiceProcess } from '@duet/runtime/testing';
+import type { LaunchOptions, RunningSystem } from '@duet/cli';
+import type { ServiceProcess } from '@duet/runtime/testing';
 import { type BrowserContext, chromium } from 'playwright-core';
 
 export const TOKEN_SECRET = 'sfu-e2e-secret-sfu-e2e-secret-0123456789';
@@ -41,31 +40,29 @@ export interface SfuDump {
   }[];
 }
 
-export async function startSfu(system: RunningSystem, env: Record<string, string> = {}): Promise<SfuProcess> {
-  let port = 0;
-  // A port range of its own per run, so that parallel runs on one machine do not collide.
+/**
+ * The launcher's SFU options for these tests (`launchSystem({ sfu: sfuLaunch(...) })`): one
+ * worker, an RTC port range of its own per run (parallel runs on one machine do not collide) and
+ * the mediasoup debug dump. The SFU starts as `duet start` starts it, not by a copy of its wiring.
+ */
+export function sfuLaunch(env: Record<string, string> = {}): NonNullable<LaunchOptions['sfu']> {
   const base = 45_000 + Math.floor(Math.random() * 40) * 100;
-  const proc = await startServiceProcess({
-    name: 'sfu',
-    entry: join(repoRoot, 'services/sfu/dist/main.js'),
-    timeoutMs: 60_000,
+  return {
+    tokenSecret: TOKEN_SECRET,
     env: {
-      DUET_NATS_URL: system.natsUrl,
-      DUET_SFU_PORT: '0',
       DUET_SFU_WORKERS: '1',
       DUET_SFU_RTC_PORT_MIN: String(base),
       DUET_SFU_RTC_PORT_MAX: String(base + 99),
-      DUET_SFU_INFERENCE_ADDR: system.addresses.inference,
-      DUET_SFU_TOKENIZER_ADDR: system.addresses.tokenizer,
-      DUET_SFU_VOCODER_ADDR: system.addresses.vocoder,
-      DUET_SFU_TOKEN_SECRET: TOKEN_SECRET,
       DUET_SFU_DEBUG_DUMP: 'true',
       ...env,
     },
-    onLog: (entry) => {
-      if (entry.msg === 'signalling listening') port = Number(entry.sfuPort);
-    },
-  });
+  };
+}
+
+/** The SFU of a system launched with `sfu: sfuLaunch(...)`. */
+export function sfuOf(system: RunningSystem): SfuProcess {
+  if (!system.sfu) throw new Error('the system was launched without an SFU (sfu: sfuLaunch())');
+  const { process: proc, port } = system.sfu;
   const url = `http://127.0.0.1:${port}`;
   return {
     proc,
@@ -79,7 +76,6 @@ export async function startSfu(system: RunningSystem, env: Record<string, string
   };
 }
 
-/** A speech-like caller (gliding harmonic tone, syllable-rate envelope) as a 48 kHz mono WAV. */
 export function writeCallerWav(path: string, seconds = 6, rate = 48_000): void {
   const n = rate * seconds;
   const buf = Buffer.alloc(44 + n * 2);

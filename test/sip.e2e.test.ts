@@ -18,7 +18,8 @@ import {
   runSipp,
   type SipBridgeProcess,
   type SippOptions,
-  startSipBridge,
+  sipBridgeOf,
+  sipLaunch,
   writeDtmfPcap,
   writeSippAudio,
 } from './sipHarness.js';
@@ -38,16 +39,18 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'duet-sip-e2e-'));
   writeSippAudio(dir);
   writeDtmfPcap(join(dir, 'dtmf.pcap'), 7);
-  system = await launchSystem({
-    dialogueModel: await mediaTestModel(),
-    env: { inference: { DUET_INFERENCE_SLOTS: String(SLOTS) } },
-  });
-  bridge = await startSipBridge(system, {
+  const sip = sipLaunch({
     DUET_SIP_RTP_TIMEOUT_MS: '3000',
     // Rings before answering, so that a CANCEL can arrive first.
     DUET_SIP_ANSWER_DELAY_MS: '800',
     DUET_SIP_T1_MS: '200',
   });
+  system = await launchSystem({
+    dialogueModel: await mediaTestModel(),
+    env: { inference: { DUET_INFERENCE_SLOTS: String(SLOTS) } },
+    ...sip.options,
+  });
+  bridge = sipBridgeOf(system, sip.calls);
   control = new DuetControl(system.addresses);
   nc = await connectNats({
     url: system.natsUrl,
@@ -65,7 +68,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc?.close();
   control?.close();
-  await bridge?.proc.stop();
   await system?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

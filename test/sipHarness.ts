@@ -1,12 +1,12 @@
-// Shared by the SIP bridge's end-to-end tests: the bridge as its own process next to a launched
+// Shared by the SIP bridge's end-to-end tests: the bridge started by the launcher next to the
 // system, SIPp (Debian's sip-tester) runs of the scenarios in test/sipp, and caller audio files.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunningSystem } from '@duet/cli';
+import type { LaunchOptions, RunningSystem } from '@duet/cli';
 import { repoRoot } from '@duet/engine/tiny';
-import { type ServiceProcess, startServiceProcess } from '@duet/runtime/testing';
+import type { ServiceProcess } from '@duet/runtime/testing';
 
 export const SIPP_DIR = join(repoRoot, 'test/sipp');
 
@@ -21,42 +21,55 @@ export interface SipBridgeProcess {
   readonly ended: Record<string, unknown>[];
 }
 
-export async function startSipBridge(
-  system: RunningSystem,
-  env: Record<string, string> = {},
-): Promise<SipBridgeProcess> {
-  let port = 0;
-  const answered = new Map<string, string>();
-  const ready = new Map<string, string>();
-  const ended: Record<string, unknown>[] = [];
-  // Port ranges of their own per run, so that parallel runs on one machine do not collide.
+/** What the tests read off the bridge's log as it runs (filled by `sipLaunch`'s onLog). */
+export interface SipCallLog {
+  readonly answered: Map<string, string>;
+  readonly ready: Map<string, string>;
+  readonly ended: Record<string, unknown>[];
+}
+
+/**
+ * The launcher's options for the SIP bridge in these tests (`launchSystem({ ...sip.options })`):
+ * loopback only, one worker, RTP and mediasoup port ranges of their own per run (parallel runs on
+ * one machine do not collide), and a log watcher for the calls. The bridge starts as `duet start`
+ * starts it, not by a copy of its wiring.
+ */
+export function sipLaunch(env: Record<string, string> = {}): {
+  options: Pick<LaunchOptions, 'sip' | 'onLog'>;
+  calls: SipCallLog;
+} {
+  const calls: SipCallLog = { answered: new Map(), ready: new Map(), ended: [] };
   const base = 50_000 + Math.floor(Math.random() * 50) * 200;
-  const proc = await startServiceProcess({
-    name: 'sip-bridge',
-    entry: join(repoRoot, 'services/sip-bridge/dist/main.js'),
-    timeoutMs: 60_000,
-    env: {
-      DUET_NATS_URL: system.natsUrl,
-      DUET_SIP_PORT: '0',
-      DUET_SIP_LISTEN_IP: '127.0.0.1',
-      DUET_SIP_WORKERS: '1',
-      DUET_SIP_RTP_PORT_MIN: String(base),
-      DUET_SIP_RTP_PORT_MAX: String(base + 99),
-      DUET_SIP_MS_PORT_MIN: String(base + 100),
-      DUET_SIP_MS_PORT_MAX: String(base + 199),
-      DUET_SIP_INFERENCE_ADDR: system.addresses.inference,
-      DUET_SIP_TOKENIZER_ADDR: system.addresses.tokenizer,
-      DUET_SIP_VOCODER_ADDR: system.addresses.vocoder,
-      ...env,
+  return {
+    calls,
+    options: {
+      sip: {
+        env: {
+          DUET_SIP_LISTEN_IP: '127.0.0.1',
+          DUET_SIP_WORKERS: '1',
+          DUET_SIP_RTP_PORT_MIN: String(base),
+          DUET_SIP_RTP_PORT_MAX: String(base + 99),
+          DUET_SIP_MS_PORT_MIN: String(base + 100),
+          DUET_SIP_MS_PORT_MAX: String(base + 199),
+          ...env,
+        },
+      },
+      onLog: (service, entry) => {
+        if (!service.startsWith('sip-bridge')) return;
+        if (entry.msg === 'SIP call answered')
+          calls.answered.set(String(entry.sipCallId), String(entry.callId));
+        if (entry.msg === 'SIP call services ready')
+          calls.ready.set(String(entry.sipCallId), String(entry.callId));
+        if (entry.msg === 'SIP call ended') calls.ended.push(entry);
+      },
     },
-    onLog: (entry) => {
-      if (entry.msg === 'sip listening') port = Number(entry.sipPort);
-      if (entry.msg === 'SIP call answered') answered.set(String(entry.sipCallId), String(entry.callId));
-      if (entry.msg === 'SIP call services ready') ready.set(String(entry.sipCallId), String(entry.callId));
-      if (entry.msg === 'SIP call ended') ended.push(entry);
-    },
-  });
-  return { proc, port, answered, ready, ended };
+  };
+}
+
+/** The SIP bridge of a system launched with `sipLaunch(...)`'s options. */
+export function sipBridgeOf(system: RunningSystem, calls: SipCallLog): SipBridgeProcess {
+  if (!system.sip) throw new Error('the system was launched without the SIP bridge (sipLaunch().options)');
+  return { proc: system.sip.process, port: system.sip.port, ...calls };
 }
 
 export interface SippResult {
