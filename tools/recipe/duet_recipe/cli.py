@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("heldout", "train"), default="heldout")
     p.add_argument("--chunk-ms", type=int, choices=(160, 200, 240), default=160)
     p.add_argument("--limit", type=int, default=None, help="at most this many samples")
+    p.add_argument("--evalset", type=Path, default=None,
+                   help="instead: the eval set's turn and pause items with the agent kept silent (duet eval's context)")
+    p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units", help="with --evalset")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("eval-set", help="held-out synthetic callers + manifest.json for duet eval")
@@ -137,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the refinement's loss weight of the agent's tokens after a caller's turn end")
     p.add_argument("--refine-pause-weight", type=float, default=6.0,
                    help="the refinement's loss weight of the agent's tokens in a caller's mid-turn pause")
+    p.add_argument("--refine-interruption-weight", type=float, default=1.0,
+                   help="the refinement's loss weight of the agent's tokens from a caller's interruption until 1 s after it stopped")
     _data_args(p, required=False)
     _train_args(p, with_steps=False)
     p.add_argument("--quiet", action="store_true")
@@ -151,7 +156,7 @@ def _share(text: str) -> float:
 
 
 def _data_args(p, required: bool) -> None:
-    from .duplex import CALLER_HESITATION
+    from .duplex import CALLER_HESITATION, COMPOSITION, COMPOSITIONS
 
     if required:
         p.add_argument("--out", required=True, type=Path, help="data directory")
@@ -160,6 +165,9 @@ def _data_args(p, required: bool) -> None:
     p.add_argument("--dialogues", type=int, default=240, help="generated dialogues (or at most this many loaded)")
     p.add_argument("--caller-hesitation", type=_share, default=CALLER_HESITATION,
                    help="share of caller turns with a hesitation (stage 3: a mid-turn pause), 0..1")
+    p.add_argument("--composition", type=int, choices=COMPOSITIONS, default=COMPOSITION,
+                   help="timing rules of the two-channel samples (2: faster yield, no silence after an unanswered "
+                        "last caller turn; an experiment, tools/recipe/README.md)")
     p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")
@@ -191,6 +199,8 @@ def _train_args(p, with_steps: bool = True) -> None:
                    help="loss weight of the agent's tokens where it decides to take the floor or not (after a caller's turn end, in a pause)")
     p.add_argument("--pause-weight", type=float, default=None,
                    help="loss weight of the agent's tokens in a caller's mid-turn pause (default: --decision-weight)")
+    p.add_argument("--interruption-weight", type=float, default=1.0,
+                   help="loss weight of the agent's tokens from a caller's interruption until 1 s after the agent stopped")
     if with_steps:
         p.add_argument("--quiet", action="store_true")
 
@@ -201,7 +211,7 @@ def _train_kwargs(args, stage: int) -> dict:
             "threads": args.threads, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
             "kv_heads": args.kv_heads, "intermediate": args.intermediate, "max_context": args.max_context,
             "device": args.device, "dtype": args.dtype, "decision_weight": args.decision_weight,
-            "pause_weight": args.pause_weight}
+            "pause_weight": args.pause_weight, "interruption_weight": args.interruption_weight}
 
 
 def _vocoder_args(p) -> None:

@@ -17,7 +17,8 @@ def _data(args, out: Path, progress: bool) -> dict:
 
     return build_dialogue_data(out, dialogues=args.dialogues, seed=args.seed, text=args.text,
                                tokenizer=args.tokenizer, variants=args.variants, jobs=args.jobs,
-                               caller_hesitation=args.caller_hesitation, progress=progress)
+                               caller_hesitation=args.caller_hesitation, composition=args.composition,
+                               progress=progress)
 
 
 def run_dialogue_command(args, progress: bool) -> dict:
@@ -54,8 +55,13 @@ def run_dialogue_command(args, progress: bool) -> dict:
                        top_p=args.top_p, seed=args.seed, runs=args.runs, predict_user=not args.oracle_user,
                        timing_temperature=args.timing_temperature, progress=progress)
     if cmd == "dialogue-hazard":
-        from .hazard import floor_hazards, format_table
+        from .hazard import evalset_hazards, floor_hazards, format_evalset_table, format_table
 
+        if args.evalset is not None:
+            result = evalset_hazards(_hf_dir(args.model), args.evalset, args.tokenizer, progress=progress)
+            if progress:
+                _log(format_evalset_table(result))
+            return result
         result = floor_hazards(_hf_dir(args.model), args.data, stage=args.stage, split=args.split,
                                chunk_ms=args.chunk_ms, limit=args.limit, progress=progress)
         if progress:
@@ -112,11 +118,11 @@ def default_dialogue(args, progress: bool) -> dict:
         # Stage 3 again at a lower learning rate with the floor-taking decisions weighted: the
         # agent's tokens after the caller's turn ends and in the caller's pauses (tools/recipe/README.md).
         _log(f"[5/6] refinement ({args.refine_steps} steps, decision weight {args.refine_decision_weight}, "
-             f"pause weight {args.refine_pause_weight})")
+             f"pause weight {args.refine_pause_weight}, interruption weight {args.refine_interruption_weight})")
         t = time.time()
         work = Path(args.work) / "refine"
         kw = {**_train_kwargs(args, 3), "lr": args.refine_lr, "decision_weight": args.refine_decision_weight,
-              "pause_weight": args.refine_pause_weight}
+              "pause_weight": args.refine_pause_weight, "interruption_weight": args.refine_interruption_weight}
         s = train_stage(args.data, work, stage=3, init=init, steps=args.refine_steps, progress=progress, **kw)
         stages.append({**s, "refinement": True})
         times["refine"] = round(time.time() - t, 1)
@@ -128,7 +134,7 @@ def default_dialogue(args, progress: bool) -> dict:
         data = {**data, "tokenizer": {**data["tokenizer"], "dir": _display(Path(data["tokenizer"]["dir"]))}}
     recipe = {"recipe": "duet-recipe default-dialogue", "chunkMs": _train_kwargs(args, 3)["chunk_ms"],
               "data": {k: data.get(k) for k in ("seed", "dialogues", "heldoutDialogues", "variants", "callerHesitation",
-                                                "stages", "text", "tokenizer")},
+                                                "composition", "stages", "text", "tokenizer")},
               "stages": stages}
     m = export_dialogue(init, args.out, recipe, progress=progress)
     t = time.time()

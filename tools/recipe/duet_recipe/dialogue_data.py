@@ -22,7 +22,7 @@ import numpy as np
 
 from . import RECIPE
 from .dialogues import generate_dialogues, load_dialogues
-from .duplex import CALLER_HESITATION, UnitsTokenizer, compose, synthesize_dialogue
+from .duplex import CALLER_HESITATION, COMPOSITION, UnitsTokenizer, compose, synthesize_dialogue
 from .speech import available_variants, check_tools
 
 HELDOUT_EVERY = 20
@@ -49,7 +49,7 @@ def _synth_job(job):
 
 
 def _compose_job(job):
-    out, seed, i, dialogue, variants, tokenizer_dir, n_variants, hesitation = job
+    out, seed, i, dialogue, variants, tokenizer_dir, n_variants, hesitation, composition = job
     tok = _WORKER.get("tok")
     if tok is None or _WORKER.get("dir") != tokenizer_dir:
         tok = _WORKER["tok"] = UnitsTokenizer(Path(tokenizer_dir))
@@ -59,7 +59,7 @@ def _compose_job(job):
     for stage in (2, 3):
         for v in range(n_variants):
             rng = np.random.default_rng([seed, i, stage, v, 5])
-            s = compose(plan, dialogue, stage, rng)
+            s = compose(plan, dialogue, stage, rng, composition=composition)
             agent = tok(s["agent"]).astype(np.uint8)
             user = tok(s["caller"]).astype(np.uint8)
             meta = {k: s[k] for k in ("seconds", "callerSpeech", "agentSpeech", "turns", "events", "callerDegradation")}
@@ -76,7 +76,7 @@ def _compose_job(job):
 
 def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text: Path | None = None,
                         tokenizer: Path, variants: int = 2, jobs: int = 2, caller_hesitation: float = CALLER_HESITATION,
-                        progress: bool = True) -> dict:
+                        composition: int = COMPOSITION, progress: bool = True) -> dict:
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -106,10 +106,11 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
         old = json.loads(settings_path.read_text())
         if (old.get("dialogues") == len(dlg) and old.get("variants") == variants
                 and old.get("callerHesitation", 0.45) == caller_hesitation
+                and old.get("composition", 1) == composition
                 and old.get("tokenizer", {}).get("sha256") == tok_manifest["sha256"]
                 and all((out / f"stage{k}.npz").exists() for k in (1, 2, 3))):
             _log(f"dialogue data {out}: complete for these settings, reused")
-            return {**old, "reused": True}
+            return {**old, "composition": old.get("composition", 1), "reused": True}
     work = [(str(out), seed, i, d, vs, caller_hesitation) for i, d in enumerate(dlg)]
     bar = tqdm(total=len(work), desc="synthesise", unit="dlg", file=sys.stderr, disable=not progress)
     new = 0
@@ -119,7 +120,8 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
             bar.update()
     bar.close()
 
-    work2 = [(str(out), seed, i, d, vs, str(tokenizer), variants, caller_hesitation) for i, d in enumerate(dlg)]
+    work2 = [(str(out), seed, i, d, vs, str(tokenizer), variants, caller_hesitation, composition)
+             for i, d in enumerate(dlg)]
     per_stage: dict[int, list] = {1: [], 2: [], 3: []}
     bar = tqdm(total=len(work2), desc="compose+tokenise", unit="dlg", file=sys.stderr, disable=not progress)
     with ctx.Pool(jobs) as pool:
@@ -132,7 +134,8 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
     bar.close()
     summary = {"format": FORMAT, "version": 1, "recipe": RECIPE, "seed": seed, "text": str(text) if text else None,
                "dialogues": len(dlg), "heldoutDialogues": sum(1 for i in range(len(dlg)) if is_heldout(i)),
-               "variants": variants, "callerHesitation": caller_hesitation, "newlySynthesised": new,
+               "variants": variants, "callerHesitation": caller_hesitation, "composition": composition,
+               "newlySynthesised": new,
                "tokenizer": {"dir": str(tokenizer), "sha256": tok_manifest["sha256"],
                              "unitCount": tok_manifest["unitCount"], "silenceUnit": tok_manifest.get("silenceUnit")},
                "stages": {}}

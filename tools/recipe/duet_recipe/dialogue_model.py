@@ -66,7 +66,8 @@ class Sequences:
     """Token sequences of one stage (per chunk size), with per-token loss weights."""
 
     def __init__(self, data: Path, stage: int, vocab: Vocab, chunk_ms: list[int], split: str = "train",
-                 decision_weight: float = 1.0, pause_weight: float | None = None):
+                 decision_weight: float = 1.0, pause_weight: float | None = None,
+                 interruption_weight: float = 1.0):
         self.seqs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # tokens, weights, s0 positions
         pw = decision_weight if pause_weight is None else pause_weight
         if stage == 1:
@@ -82,14 +83,16 @@ class Sequences:
                     toks = np.array(toks, np.int64)
                     own = np.array(agent_side) | (toks == vocab.s1)
                     w = np.where(own, 1.0, USER_UNIT_WEIGHT).astype(np.float32)
-                    if decision_weight != 1.0 or pw != 1.0:
+                    if decision_weight != 1.0 or pw != 1.0 or interruption_weight != 1.0:
                         n_chunks = int(max(chunk, default=-1)) + 1
                         at = np.array(chunk, np.int64)
                         # A chunk in both spans (a pause right after a turn end) takes the pause's weight.
                         ends = decision_chunks(meta, ms / 1000, n_chunks, kinds=("ends",))[at]
                         pauses = decision_chunks(meta, ms / 1000, n_chunks, kinds=("pauses",))[at]
+                        barge = decision_chunks(meta, ms / 1000, n_chunks, kinds=("interruptions",))[at]
                         w[own & ends & ~pauses] *= decision_weight
                         w[own & pauses] *= pw
+                        w[own & barge & ~ends & ~pauses] *= interruption_weight
                     self.seqs.append((toks, w, np.flatnonzero(toks == vocab.s0)))
         if not self.seqs:
             raise DialogueRecipeError(f"no stage-{stage} {split} sequences in {data}")
@@ -107,15 +110,26 @@ class Sequences:
         return x, ww
 
 
+def data_identity(info: dict) -> dict:
+    """What makes two dialogue data directories the same corpus (from their data.json)."""
+    keys = ("seed", "text", "dialogues", "variants", "callerHesitation")
+    # data.json before compositions were versioned (no key) was made by composition 1
+    return {**{k: info.get(k) for k in keys}, "composition": info.get("composition", 1),
+            "tokenizer": info.get("tokenizer", {}).get("sha256")}
+
+
 def decision_chunks(meta: dict, chunk_s: float, n: int, after_end_s: float = 1.0,
                     kinds: tuple[str, ...] = ("ends", "pauses")) -> np.ndarray:
-    """Chunks in which the agent decides whether to take the floor: from a caller's turn end until
-    `after_end_s` later ("ends"), and through a caller's mid-turn pause ("pauses"), from the
-    sample's ground-truth events."""
+    """Chunks in which the agent decides whether to take or keep the floor: from a caller's turn
+    end until `after_end_s` later ("ends"), through a caller's mid-turn pause ("pauses"), and from
+    a caller's interruption until `after_end_s` after the agent stopped ("interruptions"), from
+    the sample's ground-truth events."""
     d = np.zeros(max(n, 0), bool)
     ev = meta.get("events", {})
     spans = [(t, t + after_end_s) for t in ev.get("callerEnds", [])] if "ends" in kinds else []
     spans += [tuple(p) for p in ev.get("pauses", [])] if "pauses" in kinds else []
+    spans += [(i["start"], i["agentStop"] + after_end_s) for i in ev.get("interruptions", [])] \
+        if "interruptions" in kinds else []
     for a, b in spans:
         d[max(0, int(a / chunk_s)):max(0, min(n, int(math.ceil(b / chunk_s))))] = True
     return d
@@ -170,11 +184,13 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
                 layers: int = 4, hidden: int = 128, heads: int = 4, kv_heads: int = 2, intermediate: int = 384,
                 max_context: int = 1024, checkpoint_minutes: float = 3.0, device: str = "cpu",
                 dtype: str = "float32", decision_weight: float = 1.0, pause_weight: float | None = None,
-                progress: bool = True) -> dict:
+                interruption_weight: float = 1.0, progress: bool = True) -> dict:
     """Trains one stage in `work` (resumable); returns a summary with the loss history's end.
     `decision_weight` multiplies the loss of the agent's tokens where it decides whether to take
     the floor (after a caller's turn end, during a caller's pause; stages 2 and 3); `pause_weight`,
-    when given, replaces it in the caller's pauses (where the right decision is to stay quiet)."""
+    when given, replaces it in the caller's pauses (where the right decision is to stay quiet);
+    `interruption_weight` multiplies it from a caller's interruption until after the agent stopped
+    (where the right decision is to fall silent at once)."""
     import torch
     from tqdm import tqdm
     from transformers import LlamaForCausalLM
@@ -199,7 +215,8 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
     settings = {"stage": stage, "steps": steps, "batch": batch, "seqLen": seq_len, "lr": lr, "warmup": warmup,
                 "chunkMs": chunk_ms, "seed": seed, "init": str(init) if init else None,
                 "userUnitWeight": USER_UNIT_WEIGHT, "decisionWeight": decision_weight, "pauseWeight": pause_weight,
-                "device": device, "dtype": dtype}
+                "interruptionWeight": interruption_weight,
+                "device": device, "dtype": dtype, "data": data_identity(info)}
     state_path = work / "state.pt"
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     if init is not None:
@@ -224,6 +241,10 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
         st = torch.load(state_path, weights_only=False)
         if st["settings"]["stage"] != stage:
             raise DialogueRecipeError(f"{work} holds stage {st['settings']['stage']}, not {stage}")
+        if "data" in st["settings"] and st["settings"]["data"] != settings["data"]:
+            # Resuming on other data would mix two corpora under one checkpoint without a trace.
+            raise DialogueRecipeError(f"{work} holds stage {stage} trained on other dialogue data "
+                                      f"({st['settings'].get('data')}, now {settings['data']}); use another --work")
         model.load_state_dict(st["model"])
         model.to(device)
         opt.load_state_dict(st["opt"])
@@ -235,12 +256,12 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
         sources = [(Sequences(data, 1, vocab, chunk_ms), 1.0)]
     elif stage == 2:
         sources = [(Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight,
-                              pause_weight=pause_weight), 1.0)]
+                              pause_weight=pause_weight, interruption_weight=interruption_weight), 1.0)]
     else:
         sources = [(Sequences(data, 3, vocab, chunk_ms, decision_weight=decision_weight,
-                              pause_weight=pause_weight), 0.75),
+                              pause_weight=pause_weight, interruption_weight=interruption_weight), 0.75),
                    (Sequences(data, 2, vocab, chunk_ms, decision_weight=decision_weight,
-                              pause_weight=pause_weight), 0.25)]
+                              pause_weight=pause_weight, interruption_weight=interruption_weight), 0.25)]
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"stage {stage}: {n_params / 1e6:.2f} M parameters, {sum(s.tokens for s, _ in sources) / 1e6:.2f} M "
          f"tokens of sequences, {steps} steps of {batch} x {seq_len}")

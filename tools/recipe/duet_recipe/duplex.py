@@ -18,6 +18,10 @@ Composition (`compose`): places the pieces on two channels.
   back-channels during long caller turns (at sentence ends or mid-speech), caller
   back-channels during long agent turns (the agent goes on), and interruptions: the caller
   starts 0.8 s or more into a long agent turn and the agent stops 0.1-0.45 s later (30 ms fade).
+A sample ends 0.5-1.5 s after its last speech.
+`composition` 2 (an experiment, not the default: tools/recipe/README.md) lets the interrupted
+agent stop 0.05-0.3 s after the caller starts and ends a sample 0.1 s after a caller turn that is
+the dialogue's last (its text has no answer).
 The agent channel is clean (it stands for the model's own output, which the vocoder makes);
 the caller channel is degraded like real callers: clean, additive noise or a G.711 round trip.
 
@@ -47,6 +51,10 @@ PIECES_FORMAT = 1
 # after a few words, which stage 3 turns into a mid-turn pause. 0.9 rather than 0.45: twice the
 # pauses taught the model to keep quiet in them far better (tools/recipe/README.md, E5).
 CALLER_HESITATION = 0.9
+# Versions of `compose`'s timing rules (`--composition`); data made by another is rebuilt, not reused.
+# 2: unanswered last caller turns end the sample, interrupted agents stop 0.05-0.3 s (not 0.1-0.45 s).
+COMPOSITIONS = (1, 2)
+COMPOSITION = 1
 
 
 def _log(msg: str) -> None:
@@ -246,7 +254,7 @@ def merge_segments(segs: list[list[float]], gap: float = 0.05) -> list[list[floa
 
 
 def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *, caller_degrade: bool = True,
-            tail: float | None = None) -> dict:
+            tail: float | None = None, composition: int = COMPOSITION) -> dict:
     """Places the pieces on two channels (stage 2 or 3 timing). Returns
     `{caller, agent (float32 arrays), callerSpeech, agentSpeech, turns, events}`."""
     pieces = plan["pieces"]
@@ -318,7 +326,9 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
         if (stage >= 3 and speaker == "agent" and k + 1 < n_turns and end - start > 2.2
                 and dialogue["turns"][k + 1]["speaker"] == "caller" and rng.random() < 0.4):
             at = float(rng.uniform(start + 0.8, end - 0.6))
-            stop = at + float(rng.uniform(0.1, 0.45))
+            # Composition 2: the agent stands for what we want of the model, yielding at once (a
+            # person takes 0.2-0.5 s). One draw either way, so the other events stay the same.
+            stop = at + float(rng.uniform(*((0.05, 0.3) if composition >= 2 else (0.1, 0.45))))
             ch["agent"].cut(stop)
             turn["end"] = round(stop, 3)
             turn["interrupted"] = True
@@ -341,7 +351,14 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             events["callerEnds"].append(round(end, 3))
         prev_end = max(end, ch["agent"].end if speaker == "agent" else end)
         k += 1
-    total = max(ch["caller"].end, ch["agent"].end) + (float(rng.uniform(0.5, 1.5)) if tail is None else tail)
+    after = float(rng.uniform(0.5, 1.5)) if tail is None else tail
+    if (composition >= 2 and tail is None and turns and turns[-1]["speaker"] == "caller"
+            and ch["caller"].end > ch["agent"].end):
+        # The dialogue's last caller turn has no answer in the text; the silence after it is the
+        # only place where a finished turn goes unanswered (one caller turn end in nine), and so
+        # the only example of a turn end still unanswered after 1.2 s. Composition 2 ends there.
+        after = 0.1
+    total = max(ch["caller"].end, ch["agent"].end) + after
     n = int(np.ceil(total * SAMPLE_RATE))
     agent = ch["agent"].render(n, 10 ** (float(rng.uniform(-22, -12)) / 20) / 0.1)
     caller = ch["caller"].render(n, 10 ** (float(rng.uniform(-26, -8)) / 20) / 0.1)

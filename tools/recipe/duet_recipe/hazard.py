@@ -140,6 +140,77 @@ def floor_hazards(checkpoint: Path, data: Path, *, stage: int = 3, split: str = 
             "samples": len(samples), "hazards": table, "discrimination": _discrimination(table)}
 
 
+def evalset_hazards(checkpoint: Path, evalset: Path, tokenizer: Path, *, max_chunks: int = 19, seq_len: int = 1024,
+                    threads: int = 2, progress: bool = True) -> dict:
+    """Floor-taking hazards on an eval set's `turn` and `pause` items with the agent kept silent:
+    the real caller, the agent's channel all silence, and at each chunk from the caller's end
+    (turn) or the pause's start (pause) the probability that the agent starts speaking. That is
+    the context of a free run in which the agent has not spoken yet, so the hazards are what
+    `duet eval` samples from (before temperature and top-p), and they go on past the ground
+    truth's answer (at +10 chunks: would it still answer?)."""
+    import json
+
+    import torch
+    from tqdm import tqdm
+    from transformers import LlamaForCausalLM
+
+    from .duplex import UnitsTokenizer
+    from .speech import read_wav
+
+    torch.set_num_threads(threads)
+    checkpoint, evalset = Path(checkpoint), Path(evalset)
+    manifest = json.loads((evalset / "manifest.json").read_text())
+    chunk_s = int(manifest.get("chunkMs", 160)) / 1000
+    tok = UnitsTokenizer(Path(tokenizer))
+    model = LlamaForCausalLM.from_pretrained(str(checkpoint)).eval()
+    vocab = Vocab.of_checkpoint(checkpoint, model.config.vocab_size)
+    speech = torch.zeros(model.config.vocab_size, dtype=torch.bool)
+    speech[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
+    speech[vocab.unit_base + tok.silence_unit] = False  # banned after silence, as in the engine
+    u = round(chunk_s / 0.04)
+    items = [it for it in manifest["items"] if it["kind"] in ("turn", "pause")]
+    rows: dict[str, list[list[float]]] = {"turn": [], "pause": []}
+    for it in tqdm(items, desc="hazard", unit="item", file=sys.stderr, disable=not progress):
+        user = tok(read_wav(evalset / it["caller"])).astype(np.int64)
+        agent = np.full_like(user, tok.silence_unit)
+        toks, chunk_of, _side = interleave(agent, user, u, vocab, with_chunks=True)
+        logp = _log_probs(model, torch.tensor(toks)[None], vocab.s0, seq_len)
+        s0_at = {chunk_of[i]: i for i, t in enumerate(toks) if t == vocab.s0}
+        at = it["events"]["callerEndS" if it["kind"] == "turn" else "pauseStartS"]
+        j0 = int(at / chunk_s)
+        series = []
+        for k in range(max_chunks):
+            i = s0_at.get(j0 + k)
+            if i is None:
+                break
+            p = logp[i].exp()
+            series.append(float(p[speech].sum() / p.sum()))
+        rows[it["kind"]].append(series)
+    out = {}
+    for kind, series in rows.items():
+        by_k = []
+        for k in range(max_chunks):
+            vals = [s[k] for s in series if len(s) > k]
+            if not vals:
+                break
+            by_k.append(round(float(np.mean(vals)), 4))
+        out[kind] = {"items": len(series), "meanHazardByChunk": by_k,
+                     "meanHazard1to3": round(float(np.mean(by_k[1:4])), 4) if len(by_k) >= 4 else None}
+    return {"model": str(checkpoint), "evalset": str(evalset), "chunkMs": round(chunk_s * 1000),
+            "agent": "silent", "hazards": out}
+
+
+def format_evalset_table(result: dict) -> str:
+    h = result["hazards"]
+    n = max(len(v["meanHazardByChunk"]) for v in h.values())
+    lines = [f"floor-taking hazard on {result['evalset']} (agent kept silent), {result['chunkMs']} ms chunks from the "
+             "caller's end (turn) / the pause's start (pause): mean P(agent starts in chunk k)", "",
+             "| items | n | " + " | ".join(f"+{k}" for k in range(n)) + " |", "|---|---|" + "---|" * n]
+    for kind, v in h.items():
+        lines.append(f"| {kind} | {v['items']} | " + " | ".join(f"{x:.2f}" for x in v["meanHazardByChunk"]) + " |")
+    return "\n".join(lines)
+
+
 def _discrimination(table: dict) -> dict:
     """Mean hazard over chunks 1-3 after the onset (the window of a human-like answer), per kind."""
     out = {}

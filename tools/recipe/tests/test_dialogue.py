@@ -1,6 +1,7 @@
 """The dialogue recipe: text corpus, sequence format (cross-checked with packages/sync), and a tiny
 end-to-end run (data -> stages 1/2/3 -> export -> ONNX -> eval set -> measurement)."""
 
+import itertools
 import json
 import os
 import shutil
@@ -140,6 +141,11 @@ def test_decision_chunks_cover_turn_ends_and_pauses():
     assert np.flatnonzero(decision_chunks(meta, 0.16, 25, kinds=("pauses",))).tolist() == [15, 16, 17, 18]
     # spans past the sample's end are clipped
     assert decision_chunks({"events": {"callerEnds": [1.5]}}, 0.16, 10).tolist()[-1]
+    # an interruption: from the caller's onset until after_end_s after the agent stopped
+    barge = {"events": {"interruptions": [{"start": 2.0, "agentStop": 2.2}]}}
+    assert np.flatnonzero(decision_chunks(barge, 0.16, 25, after_end_s=0.3, kinds=("interruptions",))).tolist() == [
+        12, 13, 14, 15]
+    assert not decision_chunks(barge, 0.16, 25).any()  # not one of the default kinds
 
 
 def test_caller_hesitation_share():
@@ -163,6 +169,65 @@ def test_caller_hesitation_share():
 
     with pytest.raises(SystemExit):
         main(["dialogue-data", "--out", "/tmp/never", "--caller-hesitation", "1.5"])
+    with pytest.raises(SystemExit):
+        main(["dialogue-data", "--out", "/tmp/never", "--composition", "3"])
+
+
+def _piece(turn, speaker, kind, seconds):
+    return {"turn": turn, "speaker": speaker, "kind": kind, "audio": np.full(int(seconds * 16000), 0.1, np.float32)}
+
+
+def test_compose_ends_after_an_unanswered_last_caller_turn():
+    """Composition 2: a dialogue whose text ends with a caller turn has no answer to it, so the
+    sample ends 0.1 s after the caller stopped; one that ends with the agent keeps a 0.5-1.5 s
+    tail, as every sample does in composition 1 (the default)."""
+    from duet_recipe.duplex import compose
+
+    for last in ("caller", "agent"):
+        speakers = ["caller", "agent", "caller"] + (["agent"] if last == "agent" else [])
+        turns = [{"speaker": sp, "text": "x"} for sp in speakers]
+        pieces = [_piece(k, sp, "sentence", 1.0) for k, sp in enumerate(speakers)]
+        for seed, composition in itertools.product(range(20), (1, 2)):
+            s = compose({"voices": {}, "pieces": pieces}, {"turns": turns}, 3, np.random.default_rng(seed),
+                        caller_degrade=False, composition=composition)
+            speech_end = max(e for _a, e in s["callerSpeech"] + s["agentSpeech"])
+            tail = s["seconds"] - speech_end
+            if last == "caller" and composition == 2:
+                assert s["callerSpeech"][-1][1] == speech_end and abs(tail - 0.1) < 1e-3, (seed, tail)
+            else:
+                assert 0.5 <= tail <= 1.5 + 1e-6, (seed, tail)
+        # an explicit tail (the eval set's dialogues) is kept as given
+        s = compose({"voices": {}, "pieces": pieces}, {"turns": turns}, 3, np.random.default_rng(0),
+                    caller_degrade=False, tail=1.0, composition=2)
+        assert abs(s["seconds"] - max(e for _a, e in s["callerSpeech"] + s["agentSpeech"]) - 1.0) < 1e-3
+
+
+def test_compose_interrupted_agent_stops():
+    """Stage 3 interruptions: the caller starts inside a long agent turn; the agent stops 0.1-0.45 s
+    later (composition 2: 0.05-0.3 s) and its channel is silent from there. The compositions draw
+    alike, so the same seed gives the same interruptions."""
+    from duet_recipe.duplex import compose
+
+    speakers = ["agent", "caller"] * 3
+    turns = [{"speaker": sp, "text": "x"} for sp in speakers]
+    pieces = []
+    for k, sp in enumerate(speakers):
+        pieces += [_piece(k, sp, "sentence", 1.5), _piece(k, sp, "sentence", 1.5)] if sp == "agent" else [
+            _piece(k, sp, "sentence", 1.0)]
+    seen = 0
+    for seed in range(40):
+        starts = {}
+        for composition, (lo, hi) in ((1, (0.1, 0.45)), (2, (0.05, 0.3))):
+            s = compose({"voices": {}, "pieces": pieces}, {"turns": turns}, 3, np.random.default_rng(seed),
+                        caller_degrade=False, composition=composition)
+            starts[composition] = [it["start"] for it in s["events"]["interruptions"]]
+            for it in s["events"]["interruptions"]:
+                seen += 1
+                assert lo - 1e-3 <= it["agentStop"] - it["start"] <= hi + 1e-3
+                i = int(round(it["agentStop"] * 16000)) + 16
+                assert not np.abs(s["agent"][i:int(round((it["agentStop"] + 0.2) * 16000))]).any()
+        assert starts[1] == starts[2]
+    assert seen > 20
 
 
 def test_compose_keeps_back_channels_out_of_hesitation_pauses():
@@ -170,9 +235,7 @@ def test_compose_keeps_back_channels_out_of_hesitation_pauses():
     hesitation pause (there the agent must stay quiet)."""
     from duet_recipe.duplex import compose
 
-    def piece(turn, speaker, kind, seconds):
-        return {"turn": turn, "speaker": speaker, "kind": kind, "audio": np.full(int(seconds * 16000), 0.1, np.float32)}
-
+    piece = _piece
     pieces = []
     turns = []
     for k in range(6):
@@ -260,6 +323,12 @@ def test_recipe_end_to_end(tmp_path):
                  "--init", str(work / "s2" / "final"), "--decision-weight", "4", *tiny]) == 0
     log = [json.loads(x) for x in (work / "s3" / "loss.log").read_text().splitlines()]
     assert log[-1]["step"] == 4
+    # ... but not on other dialogue data (here: data.json says another composition)
+    info_text = (data / "data.json").read_text()
+    (data / "data.json").write_text(json.dumps({**json.loads(info_text), "composition": 99}))
+    assert main(["dialogue-train", "--data", str(data), "--work", str(work / "s3"), "--stage", "3", "--steps", "5",
+                 "--init", str(work / "s2" / "final"), *tiny]) == 2
+    (data / "data.json").write_text(info_text)
     from duet_recipe.hazard import floor_hazards
 
     hz = floor_hazards(init, data, split="train", progress=False)
@@ -295,6 +364,13 @@ def test_recipe_end_to_end(tmp_path):
     for it in em["items"]:
         assert set(it) == {"id", "kind", "caller", "agent", "promptSeconds", "callerSpeech", "agentSpeech", "events"}
         assert (ev / it["caller"]).stat().st_size == (ev / it["agent"]).stat().st_size
+    from duet_recipe.hazard import evalset_hazards
+
+    ehz = evalset_hazards(init, ev, REPO / "models/default/units", progress=False)
+    assert ehz["hazards"]["turn"]["items"] == 1 and ehz["hazards"]["pause"]["items"] == 1
+    assert all(0.0 <= x <= 1.0 for v in ehz["hazards"].values() for x in v["meanHazardByChunk"])
+    assert len(ehz["hazards"]["turn"]["meanHazardByChunk"]) >= 4  # the item runs on 3 s past the caller's end
+    assert main(["dialogue-hazard", "--model", str(init), "--evalset", str(ev), "--quiet"]) == 0
     from duet_recipe.measure import measure
 
     figs = measure(init, ev, REPO / "models/default/units", progress=False)
@@ -327,8 +403,11 @@ def test_default_dialogue_one_command(tmp_path):
     recipe = json.loads((out / "manifest.json").read_text())["recipe"]
     assert [s["stage"] for s in recipe["stages"]] == [1, 2, 3, 3] and recipe["stages"][3]["refinement"]
     refine = recipe["stages"][3]["settings"]
-    assert (refine["lr"], refine["decisionWeight"], refine["pauseWeight"]) == (1e-3, 3.0, 6.0)
+    assert (refine["lr"], refine["decisionWeight"], refine["pauseWeight"], refine["interruptionWeight"]) == (
+        1e-3, 3.0, 6.0, 1.0)
     assert refine["init"].endswith("stage3/final")
-    assert recipe["data"]["callerHesitation"] == 0.9
+    assert recipe["data"]["callerHesitation"] == 0.9 and recipe["data"]["composition"] == 1
+    # every stage names the data it was trained on
+    assert all(st["settings"]["data"]["composition"] == 1 for st in recipe["stages"])
     assert recipe["timing"]["model"]["items"] == 3 * 5 and recipe["evalset"]["items"] == 5  # 3 sampled runs
     assert (tmp_path / "work" / "refine" / "final" / "duet_tokens.json").exists()
