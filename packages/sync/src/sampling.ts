@@ -101,11 +101,7 @@ export function sampleToken(
     count = keepUnits(count, filter.units);
   }
 
-  // Greedy: candidates ascend by id, so the first maximum is the lowest id among ties.
-  let best = 0;
-  for (let i = 1; i < count; i++) {
-    if (candidateLogits[i]! > candidateLogits[best]!) best = i;
-  }
+  const best = bestCandidate(count);
   if (options.temperature === 0) return candidateIds[best]!;
 
   const u = rng.next();
@@ -152,19 +148,12 @@ function drawTiming(
 ): number | undefined {
   const [start, end] = units;
   const isUnit = (i: number): boolean => candidateIds[i]! >= start && candidateIds[i]! < end;
-  let maxLogit = Number.NEGATIVE_INFINITY;
-  let best = -1;
   let hasTag = false;
-  for (let i = 0; i < count; i++) {
-    if (!isUnit(i)) hasTag = true;
-    if (best < 0 || candidateLogits[i]! > maxLogit) {
-      maxLogit = candidateLogits[i]!;
-      best = i;
-    }
-  }
+  for (let i = 0; i < count && !hasTag; i++) hasTag = !isUnit(i);
   if (!hasTag) return undefined;
+  const best = bestCandidate(count);
   if (temperature === 0) return isUnit(best) ? undefined : candidateIds[best]!;
-  const total = fillWeights(count, maxLogit, temperature);
+  const total = fillWeights(count, candidateLogits[best]!, temperature);
   let unitMass = 0;
   for (let i = 0; i < count; i++) if (isUnit(i)) unitMass += candidateWeights[i]!;
   // Walk the tags by id, the units' mass last.
@@ -176,6 +165,15 @@ function drawTiming(
     if (cumulative > target) return candidateIds[i]!;
   }
   return unitMass > 0 ? undefined : lastTag(count, isUnit);
+}
+
+/** The position of the most likely candidate; candidates ascend by id, so ties go to the lowest id. */
+function bestCandidate(count: number): number {
+  let best = 0;
+  for (let i = 1; i < count; i++) {
+    if (candidateLogits[i]! > candidateLogits[best]!) best = i;
+  }
+  return best;
 }
 
 /** candidateWeights = exp((logit - maxLogit) / temperature) over the candidates; returns their sum. */
