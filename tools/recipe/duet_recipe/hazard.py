@@ -84,10 +84,7 @@ def floor_hazards(checkpoint: Path, data: Path, *, stage: int = 3, split: str = 
     info = json.loads((data / "data.json").read_text())
     silence = {int(info["tokenizer"].get("silenceUnit") or 0)}
     samples = load_stage(data, stage, split)[:limit]
-    speech_units = torch.zeros(model.config.vocab_size, dtype=torch.bool)  # unit tokens, not silence
-    speech_units[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
-    for s in silence:
-        speech_units[vocab.unit_base + s] = False
+    speech_units = _speech_tokens(vocab, model.config.vocab_size, silence)
     u = chunk_ms // 40
     cs = chunk_ms / 1000
     rows: dict[str, list] = {k: [] for k in KINDS}
@@ -109,12 +106,8 @@ def floor_hazards(checkpoint: Path, data: Path, *, stage: int = 3, split: str = 
             i = s0_at.get(j)
             if i is None:
                 return None
-            p = logp[i].exp()
-            allowed = torch.ones_like(speech_units)
             banned = prev_unit.get(j)
-            if banned is not None:
-                allowed[vocab.unit_base + banned] = False
-            return float(p[speech_units & allowed].sum() / p[allowed].sum())
+            return _start_probability(logp[i], speech_units, None if banned is None else vocab.unit_base + banned)
 
         def truth(j: int) -> bool:
             i = s0_at.get(j)
@@ -164,9 +157,7 @@ def evalset_hazards(checkpoint: Path, evalset: Path, tokenizer: Path, *, max_chu
     tok = UnitsTokenizer(Path(tokenizer))
     model = LlamaForCausalLM.from_pretrained(str(checkpoint)).eval()
     vocab = Vocab.of_checkpoint(checkpoint, model.config.vocab_size)
-    speech = torch.zeros(model.config.vocab_size, dtype=torch.bool)
-    speech[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
-    speech[vocab.unit_base + tok.silence_unit] = False  # banned after silence, as in the engine
+    speech = _speech_tokens(vocab, model.config.vocab_size, {tok.silence_unit})
     u = round(chunk_s / 0.04)
     items = [it for it in manifest["items"] if it["kind"] in ("turn", "pause")]
     rows: dict[str, list[list[float]]] = {"turn": [], "pause": []}
@@ -183,8 +174,8 @@ def evalset_hazards(checkpoint: Path, evalset: Path, tokenizer: Path, *, max_chu
             i = s0_at.get(j0 + k)
             if i is None:
                 break
-            p = logp[i].exp()
-            series.append(float(p[speech].sum() / p.sum()))
+            # the agent's last unit is the silence unit, which the engine bans next (dedup)
+            series.append(_start_probability(logp[i], speech, vocab.unit_base + tok.silence_unit))
         rows[it["kind"]].append(series)
     out = {}
     for kind, series in rows.items():
@@ -209,6 +200,29 @@ def format_evalset_table(result: dict) -> str:
     for kind, v in h.items():
         lines.append(f"| {kind} | {v['items']} | " + " | ".join(f"{x:.2f}" for x in v["meanHazardByChunk"]) + " |")
     return "\n".join(lines)
+
+
+def _speech_tokens(vocab: Vocab, size: int, silence: set[int]):
+    """The unit tokens that are speech (not a silence unit), as a mask over the vocabulary."""
+    import torch
+
+    speech = torch.zeros(size, dtype=torch.bool)
+    speech[vocab.unit_base:vocab.unit_base + vocab.unit_count] = True
+    for s in silence:
+        speech[vocab.unit_base + s] = False
+    return speech
+
+
+def _start_probability(logp, speech, banned_token: int | None) -> float:
+    """P(the agent's next token is speech) at a chunk's [S0], among the tokens the engine may sample
+    there: all but the agent's previous unit, which dedup never repeats."""
+    import torch
+
+    p = logp.exp()
+    allowed = torch.ones_like(speech)
+    if banned_token is not None:
+        allowed[banned_token] = False
+    return float(p[speech & allowed].sum() / p[allowed].sum())
 
 
 def _discrimination(table: dict) -> dict:
