@@ -74,6 +74,15 @@ def _compose_job(job):
     return i, results
 
 
+def data_identity(info: dict) -> dict:
+    """What makes two dialogue data directories the same corpus, from their data.json: a complete
+    one is reused by `dialogue-data`, and a training stage resumes only on the same. A data.json
+    older than a key was made with its first value (hesitation share 0.45, composition 1)."""
+    keys = ("seed", "text", "dialogues", "variants")
+    return {**{k: info.get(k) for k in keys}, "callerHesitation": info.get("callerHesitation", 0.45),
+            "composition": info.get("composition", 1), "tokenizer": info.get("tokenizer", {}).get("sha256")}
+
+
 def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text: Path | None = None,
                         tokenizer: Path, variants: int = 2, jobs: int = 2, caller_hesitation: float = CALLER_HESITATION,
                         composition: int = COMPOSITION, progress: bool = True) -> dict:
@@ -104,11 +113,10 @@ def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text:
     ctx = get_context("fork")
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
-        if (old.get("dialogues") == len(dlg) and old.get("variants") == variants
-                and old.get("callerHesitation", 0.45) == caller_hesitation
-                and old.get("composition", 1) == composition
-                and old.get("tokenizer", {}).get("sha256") == tok_manifest["sha256"]
-                and all((out / f"stage{k}.npz").exists() for k in (1, 2, 3))):
+        want = data_identity({"seed": seed, "text": str(text) if text else None, "dialogues": len(dlg),
+                              "variants": variants, "callerHesitation": caller_hesitation,
+                              "composition": composition, "tokenizer": {"sha256": tok_manifest["sha256"]}})
+        if data_identity(old) == want and all((out / f"stage{k}.npz").exists() for k in (1, 2, 3)):
             _log(f"dialogue data {out}: complete for these settings, reused")
             return {**old, "composition": old.get("composition", 1), "reused": True}
     work = [(str(out), seed, i, d, vs, caller_hesitation) for i, d in enumerate(dlg)]

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import RECIPE
-from .dialogue_data import load_stage
+from .dialogue_data import data_identity, load_stage
 from .sequence import Vocab, interleave, turn_based
 
 USER_UNIT_WEIGHT = 0.5
@@ -108,14 +108,6 @@ class Sequences:
         x = toks[a:a + seq_len + 1]
         ww = w[a:a + seq_len + 1]
         return x, ww
-
-
-def data_identity(info: dict) -> dict:
-    """What makes two dialogue data directories the same corpus (from their data.json)."""
-    keys = ("seed", "text", "dialogues", "variants", "callerHesitation")
-    # data.json before compositions were versioned (no key) was made by composition 1
-    return {**{k: info.get(k) for k in keys}, "composition": info.get("composition", 1),
-            "tokenizer": info.get("tokenizer", {}).get("sha256")}
 
 
 def decision_chunks(meta: dict, chunk_s: float, n: int, after_end_s: float = 1.0,
