@@ -336,6 +336,7 @@ def measure(model_dir: Path, evalset: Path, tokenizer: Path, *, temperature: flo
             bar.update()
     bar.close()
     out = {"model": summarise(figs), "groundTruth": summarise(gt_figs), "silenceUnits": sorted(sil),
-           "temperature": temperature, "topP": top_p, "timingTemperature": timing_temperature, "runs": runs, "predictUser": predict_user,
+           "temperature": temperature, "topP": top_p, "timingTemperature": timing_temperature, "runs": runs,
+           "predictUser": predict_user,
            "perKind": {k: sum(1 for it in items if it["kind"] == k) for k in sorted({it["kind"] for it in items})}}
     return out
