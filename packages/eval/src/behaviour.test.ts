@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { mean, rate, scoreBackchannel, scoreInterruption, scorePause, scoreTurn } from './behaviour.js';
+import {
+  mean,
+  rate,
+  scoreBackchannel,
+  scoreInterruption,
+  scorePause,
+  scoreTalkOver,
+  scoreTurn,
+} from './behaviour.js';
 
 describe('scorePause()', () => {
   const pause = { pauseStartS: 3, pauseEndS: 4.5 };
@@ -111,6 +119,33 @@ describe('scoreInterruption()', () => {
   });
   it('reports an agent that was silent at the interruption', () => {
     expect(scoreInterruption([[1, 4]], 5)).toEqual({ agentSpeaking: false, yielded: true, stopS: 0 });
+  });
+});
+
+describe('scoreTalkOver()', () => {
+  const caller: [number, number][] = [
+    [1, 3],
+    [3.5, 6],
+  ];
+  const turn = { fromS: 0.5, callerEndS: 6 };
+  it('counts agent IPUs of >= 1 s that start while the caller speaks and goes on', () => {
+    expect(scoreTalkOver([[2, 3.6]], caller, turn).talkOvers).toBe(1);
+    expect(
+      scoreTalkOver(
+        [
+          [1.5, 2.6],
+          [4, 5.2],
+        ],
+        caller,
+        turn,
+      ).talkOvers,
+    ).toBe(2);
+  });
+  it('leaves out back-channels, anticipated answers, starts in a pause and the prompt', () => {
+    expect(scoreTalkOver([[2, 2.5]], caller, turn).talkOvers).toBe(0); // shorter than 1 s
+    expect(scoreTalkOver([[5.6, 8]], caller, turn).talkOvers).toBe(0); // within 0.5 s of the end
+    expect(scoreTalkOver([[3.1, 5]], caller, turn).talkOvers).toBe(0); // in the caller's pause
+    expect(scoreTalkOver([[2, 4]], caller, { ...turn, fromS: 2.5 }).talkOvers).toBe(0);
   });
 });
 

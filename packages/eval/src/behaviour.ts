@@ -121,6 +121,31 @@ export function scoreBackchannel(
   };
 }
 
+/**
+ * Talking over the caller (ours, not Full-Duplex-Bench's): agent IPUs of >= takeoverMinS that
+ * start while the caller is speaking and the caller's turn goes on for more than anticipationS.
+ * A back-channel is shorter and an anticipated answer starts near the caller's end; this is the
+ * agent barging into a turn (in the pause and turn items it also takes pauses and misses the
+ * turn end, since it is already talking). Counted from `fromS` (the end of the prompt).
+ */
+export function scoreTalkOver(
+  agent: readonly Segment[],
+  caller: readonly Segment[],
+  turn: { readonly fromS: number; readonly callerEndS: number },
+  options: BehaviourOptions = {},
+): { talkOvers: number } {
+  const { takeoverMinS, anticipationS } = defaults(options);
+  const callerIpus = ipus(caller);
+  const talkOvers = ipus(agent).filter(
+    ([a, b]) =>
+      a >= turn.fromS &&
+      a < turn.callerEndS - anticipationS &&
+      b - a >= takeoverMinS &&
+      callerIpus.some(([s, e]) => s <= a && e > a),
+  ).length;
+  return { talkOvers };
+}
+
 /** User interruption: the caller starts talking over the agent; does the agent stop, and when? */
 export function scoreInterruption(
   agent: readonly Segment[],

@@ -85,6 +85,11 @@ export function behaviourTable(columns: readonly { label: string; b: BehaviourSu
         'higher',
       ),
       metric('interruption: time until the agent stops (s)', (b) => fmt(b.interruption_stop_s), 'lower'),
+      metric(
+        "talk-over: items where the agent talks >= 1 s over the caller's turn",
+        (b) => fmt(b.talk_over_rate),
+        'lower',
+      ),
     ],
   );
 }

@@ -67,6 +67,31 @@ describe('scoreBehaviour()', () => {
     expect(b.interruption_stop_s).toBeCloseTo(0.4);
     expect(b.items).toEqual({ pause: 2, turn: 3, backchannel: 1, interruption: 3 });
     expect(b.rows).toHaveLength(9);
+    // No agent IPU of >= 1 s starts over the caller's turn; interruptions are not asked.
+    expect(b.talk_over_rate).toBe(0);
+    expect(b.rows.filter((r) => r.talkOvers !== undefined)).toHaveLength(6);
+  });
+
+  it('rates the items where the agent talks over the caller', () => {
+    const b = scoreBehaviour([
+      scored('turn', { callerEndS: 6 }, [[1, 6]], [[2, 5]]),
+      scored(
+        'pause',
+        { pauseStartS: 3, pauseEndS: 4, callerEndS: 6 },
+        [
+          [1, 3],
+          [4, 6],
+        ],
+        [[2, 3.5]],
+        [],
+        'p',
+      ),
+      scored('backchannel', { callerEndS: 6 }, [[1, 6]], [[2, 2.4]], [], 'b'),
+      scored('turn', { callerEndS: 6 }, [[1, 6]], [[6.2, 8]], [], 't'),
+    ]);
+    expect(b.talk_over_rate).toBe(0.5);
+    expect(b.pause_takeover_rate).toBe(1); // started over the caller, went on into the pause
+    expect(b.turn_takeover_rate).toBe(0.5);
   });
 
   it('gives null rates when a kind has no items', () => {

@@ -1,5 +1,13 @@
 // Scoring of an evaluated eval set from each item's speech segments (pure).
-import { mean, rate, scoreBackchannel, scoreInterruption, scorePause, scoreTurn } from './behaviour.js';
+import {
+  mean,
+  rate,
+  scoreBackchannel,
+  scoreInterruption,
+  scorePause,
+  scoreTalkOver,
+  scoreTurn,
+} from './behaviour.js';
 import type { EvalItemManifest } from './evalSet.js';
 import { clipSegments, mergeShortGaps, type Segment } from './segments.js';
 import {
@@ -34,6 +42,8 @@ export interface BehaviourRow {
   readonly agentSpeaking?: boolean;
   readonly yielded?: boolean;
   readonly stopS?: number | null;
+  /** Pause, turn and back-channel items: the agent's IPUs of >= 1 s started over the caller's turn. */
+  readonly talkOvers?: number;
 }
 
 export interface BehaviourSummary {
@@ -49,6 +59,8 @@ export interface BehaviourSummary {
   readonly interruption_takeover_rate: number | null;
   readonly interruption_stop_s: number | null;
   readonly interruption_agent_speaking: string;
+  /** Share of the pause, turn and back-channel items in which the agent talks over the caller's turn (scoreTalkOver). */
+  readonly talk_over_rate: number | null;
   readonly items: Record<'pause' | 'turn' | 'backchannel' | 'interruption', number>;
   readonly rows: readonly BehaviourRow[];
 }
@@ -67,17 +79,26 @@ export function scoreBehaviour(
   let bcTakeovers = 0;
   const bcOffsets: (number | null)[] = [];
   const interruptions: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
+  const talkOvers: boolean[] = [];
   for (const s of items) {
     const agent = s.agent[channel];
     const { id, kind, events } = s.item;
+    // The caller holds the floor until its turn ends (the item's end of caller speech otherwise).
+    const callerEndS = events.callerEndS ?? s.caller[s.caller.length - 1]?.[1] ?? s.durationS;
+    const talkOver =
+      kind === 'pause' || kind === 'turn' || kind === 'backchannel'
+        ? scoreTalkOver(agent, s.caller, { fromS: s.item.promptSeconds, callerEndS }).talkOvers
+        : undefined;
+    if (talkOver !== undefined) talkOvers.push(talkOver > 0);
+    const extra = talkOver === undefined ? {} : { talkOvers: talkOver };
     if (kind === 'pause' && events.pauseStartS !== undefined && events.pauseEndS !== undefined) {
       const r = scorePause(agent, { pauseStartS: events.pauseStartS, pauseEndS: events.pauseEndS });
       pauses.push(r.takeover);
-      rows.push({ id, kind, takeover: r.takeover });
+      rows.push({ id, kind, takeover: r.takeover, ...extra });
     } else if (kind === 'turn' && events.callerEndS !== undefined) {
       const r = scoreTurn(agent, events.callerEndS);
       turns.push(r);
-      rows.push({ id, kind, ...r });
+      rows.push({ id, kind, ...r, ...extra });
     } else if (kind === 'backchannel') {
       const callerIpus = mergeShortGaps(s.caller, IPU_MIN_SILENCE_S);
       const afterPrompt = callerIpus.find(([, e]) => e > s.item.promptSeconds);
@@ -95,6 +116,7 @@ export function scoreBehaviour(
         backchannels: r.backchannels,
         backchannelOffsetS: r.meanOffsetS,
         takeover: r.takeovers > 0,
+        ...extra,
       });
     } else if (kind === 'interruption' && events.interruptS !== undefined) {
       const r = scoreInterruption(agent, events.interruptS);
@@ -117,6 +139,7 @@ export function scoreBehaviour(
     interruption_takeover_rate: rate(speaking.map((r) => r.yielded)),
     interruption_stop_s: mean(speaking.map((r) => r.stopS)),
     interruption_agent_speaking: `${speaking.length}/${interruptions.length}`,
+    talk_over_rate: rate(talkOvers),
     items: {
       pause: pauses.length,
       turn: turns.length,

@@ -79,6 +79,7 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(truth.backchannel_rate).toBe(1);
     expect(truth.interruption_takeover_rate).toBe(1);
     expect(truth.interruption_stop_s).toBeLessThan(0.8);
+    expect(truth.talk_over_rate).toBe(0); // the data's agent never barges into a turn
     // Re-synthesised ground truth keeps its timing (IPUs at least correlate).
     expect(report.turnTaking.r.resynth.byKind.ipu).toBeGreaterThan(0.5);
     const wav = decodeWav(readFileSync(join(out, 'turn-000.wav')));

@@ -86,6 +86,7 @@ console.log(
     backchannel_rate: round(s.backchannel_rate ?? null),
     interruption_takeover_rate: round(s.interruption_takeover_rate ?? null),
     interruption_stop_s: round(s.interruption_stop_s ?? null),
+    talk_over_rate: round(s.talk_over_rate ?? null),
     turn_taking_r: round(s.turn_taking_r ?? null),
     turn_taking_r_resynth: round(s.turn_taking_r_resynth ?? null),
     turn_taking_r_both_generated: round(s.turn_taking_r_both_generated ?? null),
