@@ -140,8 +140,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the refinement's loss weight of the agent's tokens after a caller's turn end")
     p.add_argument("--refine-pause-weight", type=float, default=6.0,
                    help="the refinement's loss weight of the agent's tokens in a caller's mid-turn pause")
-    p.add_argument("--refine-interruption-weight", type=float, default=1.0,
-                   help="the refinement's loss weight of the agent's tokens from a caller's interruption until 1 s after it stopped")
+    p.add_argument("--refine-interruption-weight", type=float, default=4.0,
+                   help="the refinement's loss weight of the agent's tokens from a caller's interruption (or the "
+                        "agent's false start) until 1 s after the agent stopped")
     _data_args(p, required=False)
     _train_args(p, with_steps=False)
     p.add_argument("--quiet", action="store_true")

@@ -74,13 +74,17 @@ def _compose_job(job):
     return i, results
 
 
-def data_identity(info: dict) -> dict:
+def data_identity(info: dict, stage: int | None = None) -> dict:
     """What makes two dialogue data directories the same corpus, from their data.json: a complete
     one is reused by `dialogue-data`, and a training stage resumes only on the same. A data.json
-    older than a key was made with its first value (hesitation share 0.45, composition 1)."""
+    older than a key was made with its first value (hesitation share 0.45, composition 1). With
+    `stage` 1 or 2: the same samples of that stage (composition 3 differs from 1 only in stage 3)."""
     keys = ("seed", "text", "dialogues", "variants")
+    composition = info.get("composition", 1)
+    if stage is not None and stage < 3 and composition == 3:
+        composition = 1
     return {**{k: info.get(k) for k in keys}, "callerHesitation": info.get("callerHesitation", 0.45),
-            "composition": info.get("composition", 1), "tokenizer": info.get("tokenizer", {}).get("sha256")}
+            "composition": composition, "tokenizer": info.get("tokenizer", {}).get("sha256")}
 
 
 def build_dialogue_data(out: Path, *, dialogues: int = 500, seed: int = 0, text: Path | None = None,

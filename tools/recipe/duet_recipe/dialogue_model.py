@@ -114,14 +114,15 @@ def decision_chunks(meta: dict, chunk_s: float, n: int, after_end_s: float = 1.0
                     kinds: tuple[str, ...] = ("ends", "pauses")) -> np.ndarray:
     """Chunks in which the agent decides whether to take or keep the floor: from a caller's turn
     end until `after_end_s` later ("ends"), through a caller's mid-turn pause ("pauses"), and from
-    a caller's interruption until `after_end_s` after the agent stopped ("interruptions"), from
-    the sample's ground-truth events."""
+    a caller's interruption, or an agent's false start over the caller (composition 3), until
+    `after_end_s` after the agent stopped ("interruptions": the agent yields), from the sample's
+    ground-truth events."""
     d = np.zeros(max(n, 0), bool)
     ev = meta.get("events", {})
     spans = [(t, t + after_end_s) for t in ev.get("callerEnds", [])] if "ends" in kinds else []
     spans += [tuple(p) for p in ev.get("pauses", [])] if "pauses" in kinds else []
-    spans += [(i["start"], i["agentStop"] + after_end_s) for i in ev.get("interruptions", [])] \
-        if "interruptions" in kinds else []
+    yields = ev.get("interruptions", []) + ev.get("falseStarts", [])
+    spans += [(i["start"], i["agentStop"] + after_end_s) for i in yields] if "interruptions" in kinds else []
     for a, b in spans:
         d[max(0, int(a / chunk_s)):max(0, min(n, int(math.ceil(b / chunk_s))))] = True
     return d
@@ -208,7 +209,7 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
                 "chunkMs": chunk_ms, "seed": seed, "init": str(init) if init else None,
                 "userUnitWeight": USER_UNIT_WEIGHT, "decisionWeight": decision_weight, "pauseWeight": pause_weight,
                 "interruptionWeight": interruption_weight,
-                "device": device, "dtype": dtype, "data": data_identity(info)}
+                "device": device, "dtype": dtype, "data": data_identity(info, stage)}
     state_path = work / "state.pt"
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     if init is not None:

@@ -18,6 +18,9 @@ Composition (`compose`): places the pieces on two channels.
   back-channels during long caller turns (at sentence ends or mid-speech), caller
   back-channels during long agent turns (the agent goes on), and interruptions: the caller
   starts 0.8 s or more into a long agent turn and the agent stops 0.1-0.45 s later (30 ms fade).
+  In `composition` 3 (the default) the agent also makes false starts: in some long caller turns
+  it begins its answer at a sentence end or mid-sentence, the caller goes on, and the agent stops
+  0.1-0.45 s after the caller's speech resumes (`_false_start`). Composition 1 lacks them.
 A sample ends 0.5-1.5 s after its last speech.
 `composition` 2 (an experiment, not the default: tools/recipe/README.md) lets the interrupted
 agent stop 0.05-0.3 s after the caller starts and ends a sample 0.1 s after a caller turn that is
@@ -26,7 +29,7 @@ The agent channel is clean (it stands for the model's own output, which the voco
 the caller channel is degraded like real callers: clean, additive noise or a G.711 round trip.
 
 A composed sample carries ground truth: speech segments per channel, turn ends of the caller,
-mid-turn pauses, interruptions and back-channels (seconds).
+mid-turn pauses, interruptions, back-channels and (composition 3) false starts (seconds).
 """
 
 from __future__ import annotations
@@ -52,9 +55,11 @@ PIECES_FORMAT = 1
 # pauses taught the model to keep quiet in them far better (tools/recipe/README.md, E5).
 CALLER_HESITATION = 0.9
 # Versions of `compose`'s timing rules (`--composition`); data made by another is rebuilt, not reused.
+# 1: the rules above without false starts (the default model of 2026-11-28 was trained on it).
 # 2: unanswered last caller turns end the sample, interrupted agents stop 0.05-0.3 s (not 0.1-0.45 s).
-COMPOSITIONS = (1, 2)
-COMPOSITION = 1
+# 3: composition 1 plus, in stage 3, agent false starts (`_false_start`); stages 1 and 2 as in 1.
+COMPOSITIONS = (1, 2, 3)
+COMPOSITION = 3
 
 
 def _log(msg: str) -> None:
@@ -253,6 +258,46 @@ def merge_segments(segs: list[list[float]], gap: float = 0.05) -> list[list[floa
     return [[round(a, 3), round(b, 3)] for a, b in out]
 
 
+FALSE_START_SHARE = 0.6  # of long caller turns (composition 3)
+
+
+def _false_start(agent: Channel, caller: Channel, events: dict, dialogue: dict, by_turn: dict, k: int,
+                 start: float, end: float, boundaries: list, hesitations: list, rng: np.random.Generator) -> None:
+    """Composition 3: the agent starts its answer too early, at one of a long caller turn's sentence
+    ends (or mid-sentence), the caller goes on, and the agent stops 0.1-0.45 s after the caller's
+    speech resumes (as an interrupted agent does). The data has no other agent speech that starts
+    over a caller who keeps talking, and without it the model, once it had started over the
+    caller, went on talking for seconds (eval turn items; tools/recipe/README.md)."""
+    nxt = by_turn.get(k + 1, [])
+    if rng.random() >= FALSE_START_SHARE or not nxt or dialogue["turns"][k + 1]["speaker"] != "agent":
+        return
+    audio = nxt[0]["audio"]
+    inner = [(b, gap) for b, gap in boundaries if b + gap < end - 1.0]
+    if inner and rng.random() < 0.7:
+        bt, _gap = inner[int(rng.integers(len(inner)))]
+        at = bt + float(rng.uniform(0.05, 0.25))  # taken for a turn end
+    else:
+        # mid-sentence: the agent mistimes its answer outright
+        if end - start < 2.5:
+            return
+        at = float(rng.uniform(start + 1.0, end - 1.0))
+    # the caller's speech at or after the agent's onset
+    resume = min((max(a, at) for a, b in caller.segments if b > at), default=end)
+    stop = max(at + 0.12, resume) + float(rng.uniform(0.1, 0.45))
+    if stop > end - 0.5 or stop - at > len(audio) / SAMPLE_RATE:
+        return
+    if not all(stop + 0.3 < a or at > b + 0.3 for a, b in agent.segments):
+        return
+    if not all(stop < a or at > b for a, b in hesitations):
+        return
+    n = int(round((stop - at) * SAMPLE_RATE))
+    piece = audio[:n].copy()
+    f = min(n, int(0.03 * SAMPLE_RATE))
+    piece[-f:] *= np.linspace(1.0, 0.0, f, dtype=np.float32)
+    agent.place(at, piece)
+    events["falseStarts"].append({"start": round(at, 3), "agentStop": round(stop, 3)})
+
+
 def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *, caller_degrade: bool = True,
             tail: float | None = None, composition: int = COMPOSITION) -> dict:
     """Places the pieces on two channels (stage 2 or 3 timing). Returns
@@ -267,6 +312,11 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
     t = float(rng.uniform(0.2, 1.2))
     turns = []  # {speaker, start, end, interrupted}
     events = {"callerEnds": [], "pauses": [], "interruptions": [], "backchannels": []}
+    # Composition 3's false starts draw from a stream of their own (spawning does not advance
+    # `rng`), so every other event is the same as in composition 1.
+    false_start_rng = rng.spawn(1)[0] if composition >= 3 else None
+    if composition >= 3:
+        events["falseStarts"] = []
     prev_end = t
     n_turns = len(dialogue["turns"])
     k = 0
@@ -322,13 +372,15 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                         at + len(bc) / SAMPLE_RATE < a or at > b + 0.2 for a, b in hesitations):
                     e = ch[listener].place(at, bc)
                     events["backchannels"].append({"speaker": listener, "start": round(at, 3), "end": round(e, 3)})
+        if stage >= 3 and composition >= 3 and speaker == "caller":
+            _false_start(ch["agent"], ch["caller"], events, dialogue, by_turn, k, start, end, boundaries, hesitations, false_start_rng)
         # interruption: the caller cuts into a long agent turn; the agent stops shortly after
         if (stage >= 3 and speaker == "agent" and k + 1 < n_turns and end - start > 2.2
                 and dialogue["turns"][k + 1]["speaker"] == "caller" and rng.random() < 0.4):
             at = float(rng.uniform(start + 0.8, end - 0.6))
             # Composition 2: the agent stands for what we want of the model, yielding at once (a
             # person takes 0.2-0.5 s). One draw either way, so the other events stay the same.
-            stop = at + float(rng.uniform(*((0.05, 0.3) if composition >= 2 else (0.1, 0.45))))
+            stop = at + float(rng.uniform(*((0.05, 0.3) if composition == 2 else (0.1, 0.45))))
             ch["agent"].cut(stop)
             turn["end"] = round(stop, 3)
             turn["interrupted"] = True
@@ -352,7 +404,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
         prev_end = max(end, ch["agent"].end if speaker == "agent" else end)
         k += 1
     after = float(rng.uniform(0.5, 1.5)) if tail is None else tail
-    if (composition >= 2 and tail is None and turns and turns[-1]["speaker"] == "caller"
+    if (composition == 2 and tail is None and turns and turns[-1]["speaker"] == "caller"
             and ch["caller"].end > ch["agent"].end):
         # The dialogue's last caller turn has no answer in the text; the silence after it is the
         # only place where a finished turn goes unanswered (one caller turn end in nine), and so

@@ -146,7 +146,8 @@ def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny
     n_turns = 3 if tiny else int(rng.integers(4, 8))
     short = {**d, "turns": d["turns"][:n_turns]}
     plan = synthesize_dialogue(short, seed, idx, variants)
-    s = compose(plan, short, 3, rng, caller_degrade=not tiny, tail=1.0)
+    # composition 1 whatever the training data's default: the eval set is the yardstick, it stays put
+    s = compose(plan, short, 3, rng, caller_degrade=not tiny, tail=1.0, composition=1)
     n = int(np.ceil(len(s["caller"]) / (CHUNK_S * SAMPLE_RATE))) * int(CHUNK_S * SAMPLE_RATE)
     for ch in ("caller", "agent"):
         x = np.zeros(n, np.float32)

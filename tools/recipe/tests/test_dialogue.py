@@ -146,6 +146,10 @@ def test_decision_chunks_cover_turn_ends_and_pauses():
     assert np.flatnonzero(decision_chunks(barge, 0.16, 25, after_end_s=0.3, kinds=("interruptions",))).tolist() == [
         12, 13, 14, 15]
     assert not decision_chunks(barge, 0.16, 25).any()  # not one of the default kinds
+    # a false start (composition 3) counts as an interruption: the agent yields to the caller
+    false_start = {"events": {"falseStarts": [{"start": 2.0, "agentStop": 2.2}]}}
+    assert np.flatnonzero(decision_chunks(false_start, 0.16, 25, after_end_s=0.3, kinds=("interruptions",))).tolist() \
+        == [12, 13, 14, 15]
 
 
 def test_caller_hesitation_share():
@@ -170,7 +174,7 @@ def test_caller_hesitation_share():
     with pytest.raises(SystemExit):
         main(["dialogue-data", "--out", "/tmp/never", "--caller-hesitation", "1.5"])
     with pytest.raises(SystemExit):
-        main(["dialogue-data", "--out", "/tmp/never", "--composition", "3"])
+        main(["dialogue-data", "--out", "/tmp/never", "--composition", "4"])
 
 
 def _piece(turn, speaker, kind, seconds):
@@ -180,7 +184,7 @@ def _piece(turn, speaker, kind, seconds):
 def test_compose_ends_after_an_unanswered_last_caller_turn():
     """Composition 2: a dialogue whose text ends with a caller turn has no answer to it, so the
     sample ends 0.1 s after the caller stopped; one that ends with the agent keeps a 0.5-1.5 s
-    tail, as every sample does in composition 1 (the default)."""
+    tail, as every sample does in compositions 1 and 3 (the default)."""
     from duet_recipe.duplex import compose
 
     for last in ("caller", "agent"):
@@ -228,6 +232,50 @@ def test_compose_interrupted_agent_stops():
                 assert not np.abs(s["agent"][i:int(round((it["agentStop"] + 0.2) * 16000))]).any()
         assert starts[1] == starts[2]
     assert seen > 20
+
+
+def test_compose_false_starts():
+    """Composition 3: in stage 3 the agent sometimes starts its answer while the caller's long turn
+    goes on, and stops 0.1-0.45 s after the caller's speech resumes, well before the caller ends.
+    Everything else (stage 2 entirely, and stage 3's caller channel, turns and other events) is
+    composition 1's, draw for draw."""
+    from duet_recipe.dialogue_data import data_identity
+    from duet_recipe.duplex import compose
+
+    speakers = ["caller", "agent"] * 3
+    turns = [{"speaker": sp, "text": "x"} for sp in speakers]
+    pieces = []
+    for k, sp in enumerate(speakers):
+        pieces += [_piece(k, sp, "sentence", 1.2) for _ in range(4 if sp == "caller" else 1)]
+    seen = 0
+    for seed, stage in itertools.product(range(30), (2, 3)):
+        plan = {"voices": {}, "pieces": pieces}
+        one = compose(plan, {"turns": turns}, stage, np.random.default_rng(seed), caller_degrade=False, composition=1)
+        three = compose(plan, {"turns": turns}, stage, np.random.default_rng(seed), caller_degrade=False,
+                        composition=3)
+        starts = three["events"].pop("falseStarts")
+        assert three["events"] == one["events"] and three["turns"] == one["turns"]
+        assert np.array_equal(three["caller"], one["caller"])
+        if stage == 2:
+            assert not starts and np.array_equal(three["agent"], one["agent"])
+        for fs in starts:
+            seen += 1
+            a, b = fs["start"], fs["agentStop"]
+            caller_turn = next(t for t in one["turns"] if t["speaker"] == "caller" and t["start"] < a < t["end"])
+            assert b <= caller_turn["end"] - 0.5
+            # the agent stops 0.1-0.45 s after the caller speaks again (at least 0.22 s after its onset)
+            resumed = min(max(s, a) for s, e in one["callerSpeech"] if e > a)
+            assert 0.1 - 1e-3 <= b - max(resumed, a + 0.12) <= 0.45 + 1e-3
+            sl = slice(int(round(a * 16000)) + 16, int(round(b * 16000)) - 16)
+            assert np.abs(three["agent"][sl]).min() > 0 and not np.abs(one["agent"][sl]).any()
+            after = slice(int(round(b * 16000)) + 16, int(round((b + 0.25) * 16000)))
+            assert not np.abs(three["agent"][after]).any()
+    assert seen > 5
+    # stages 1 and 2 of composition 3 are composition 1's samples: a stage trained on either resumes
+    info = {"seed": 0, "composition": 3}
+    assert data_identity(info, 2) == data_identity({**info, "composition": 1}, 2)
+    assert data_identity(info, 3) != data_identity({**info, "composition": 1}, 3)
+    assert data_identity(info) != data_identity({**info, "composition": 1})
 
 
 def test_compose_keeps_back_channels_out_of_hesitation_pauses():
@@ -404,10 +452,10 @@ def test_default_dialogue_one_command(tmp_path):
     assert [s["stage"] for s in recipe["stages"]] == [1, 2, 3, 3] and recipe["stages"][3]["refinement"]
     refine = recipe["stages"][3]["settings"]
     assert (refine["lr"], refine["decisionWeight"], refine["pauseWeight"], refine["interruptionWeight"]) == (
-        1e-3, 3.0, 6.0, 1.0)
+        1e-3, 3.0, 6.0, 4.0)
     assert refine["init"].endswith("stage3/final")
-    assert recipe["data"]["callerHesitation"] == 0.9 and recipe["data"]["composition"] == 1
-    # every stage names the data it was trained on
-    assert all(st["settings"]["data"]["composition"] == 1 for st in recipe["stages"])
+    assert recipe["data"]["callerHesitation"] == 0.9 and recipe["data"]["composition"] == 3
+    # every stage names the data it was trained on (stages 1 and 2 of composition 3 are composition 1's)
+    assert [st["settings"]["data"]["composition"] for st in recipe["stages"]] == [1, 1, 3, 3]
     assert recipe["timing"]["model"]["items"] == 3 * 5 and recipe["evalset"]["items"] == 5  # 3 sampled runs
     assert (tmp_path / "work" / "refine" / "final" / "duet_tokens.json").exists()
