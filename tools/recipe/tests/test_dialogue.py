@@ -234,6 +234,43 @@ def test_compose_interrupted_agent_stops():
     assert seen > 20
 
 
+def test_sequences_weigh_the_agents_decisions(monkeypatch):
+    """Stage-3 loss weights on a sample's real tokens: the agent's tokens (and [S1]) weigh 1, the
+    caller's units 0.5; times the decision weight for 1 s after a caller's turn end, the pause
+    weight in a pause, and the interruption weight from an interruption or a false start until
+    1 s after the agent stopped (where no other span applies)."""
+    from duet_recipe import dialogue_model
+    from duet_recipe.dialogue_model import Sequences
+    from duet_recipe.sequence import Vocab
+
+    vocab = Vocab.default(16)
+    n = 25 * 12  # 12 s of units; every chunk different on both sides, so no unit is deduplicated away
+    agent = (np.arange(n) % 7 + 1).astype(np.uint8)
+    user = (np.arange(n) % 5 + 9).astype(np.uint8)
+    events = {"callerEnds": [1.6], "pauses": [[4.8, 5.6]], "interruptions": [{"start": 8.0, "agentStop": 8.32}],
+              "falseStarts": [{"start": 10.08, "agentStop": 10.4}]}
+    meta = {"events": events, "split": "train"}
+    monkeypatch.setattr(dialogue_model, "load_stage", lambda data, stage, split: [(meta, agent, user)])
+    seq = Sequences(Path("unused"), 3, vocab, [160], decision_weight=3.0, pause_weight=6.0, interruption_weight=4.0)
+    toks, w, s0s = seq.seqs[0]
+    chunk_of = np.searchsorted(s0s, np.arange(len(toks)), side="right") - 1
+    is_agent = np.zeros(len(toks), bool)
+    for a, b in zip(s0s, list(s0s[1:]) + [len(toks)]):
+        part = toks[a:b]
+        k = int(np.flatnonzero(part == vocab.s1)[0]) if (part == vocab.s1).any() else len(part)
+        is_agent[a:a + k + 1] = True  # [S0], the agent's units and the [S1] that closes them
+    want_chunk = np.ones(int(chunk_of.max()) + 1)
+    want_chunk[10:17] = 3.0  # 1.6 s .. 2.6 s
+    want_chunk[30:35] = 6.0  # 4.8 s .. 5.6 s
+    want_chunk[50:59] = 4.0  # 8.0 s .. 9.32 s
+    want_chunk[63:72] = 4.0  # 10.08 s .. 11.4 s (the false start)
+    want = np.where(is_agent, want_chunk[chunk_of], 0.5)
+    assert np.allclose(w, want)
+    # without the weights every agent token weighs 1
+    plain = Sequences(Path("unused"), 3, vocab, [160]).seqs[0][1]
+    assert np.allclose(plain, np.where(is_agent, 1.0, 0.5))
+
+
 def test_compose_false_starts():
     """Composition 3: in stage 3 the agent sometimes starts its answer while the caller's long turn
     goes on, and stops 0.1-0.45 s after the caller's speech resumes, well before the caller ends.
