@@ -206,6 +206,15 @@ def draw_gap(rng: np.random.Generator, next_speaker: str, stage: int) -> float:
     return float(np.clip(rng.gamma(4.0, 0.065), 0.04, 0.5))  # mean ~0.26 s
 
 
+def _faded(audio: np.ndarray, n: int, fade: float = 0.03) -> np.ndarray:
+    """The first `n` samples of `audio`, a copy whose last `fade` s fade out (a speaker who stops)."""
+    out = audio[:n].copy()
+    f = min(len(out), int(fade * SAMPLE_RATE))
+    if f > 0:
+        out[-f:] *= np.linspace(1.0, 0.0, f, dtype=np.float32)
+    return out
+
+
 class Channel:
     def __init__(self):
         self.items: list[tuple[int, np.ndarray]] = []
@@ -226,12 +235,7 @@ class Channel:
             if s0 >= t:
                 continue
             n = int(round((t - s0) * SAMPLE_RATE))
-            if n < len(audio):
-                audio = audio[:n].copy()
-                f = min(len(audio), int(fade * SAMPLE_RATE))
-                if f > 0:
-                    audio[-f:] *= np.linspace(1.0, 0.0, f, dtype=np.float32)
-            keep.append((start, audio))
+            keep.append((start, _faded(audio, n, fade) if n < len(audio) else audio))
         self.items = keep
         self.segments = [[a, min(b, t)] for a, b in self.segments if a < t]
 
@@ -290,11 +294,7 @@ def _false_start(agent: Channel, caller: Channel, events: dict, dialogue: dict, 
         return
     if not all(stop < a or at > b for a, b in hesitations):
         return
-    n = int(round((stop - at) * SAMPLE_RATE))
-    piece = audio[:n].copy()
-    f = min(n, int(0.03 * SAMPLE_RATE))
-    piece[-f:] *= np.linspace(1.0, 0.0, f, dtype=np.float32)
-    agent.place(at, piece)
+    agent.place(at, _faded(audio, int(round((stop - at) * SAMPLE_RATE))))
     events["falseStarts"].append({"start": round(at, 3), "agentStop": round(stop, 3)})
 
 
@@ -314,8 +314,8 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
     events = {"callerEnds": [], "pauses": [], "interruptions": [], "backchannels": []}
     # Composition 3's false starts draw from a stream of their own (spawning does not advance
     # `rng`), so every other event is the same as in composition 1.
-    false_start_rng = rng.spawn(1)[0] if composition >= 3 else None
-    if composition >= 3:
+    false_start_rng = rng.spawn(1)[0] if composition == 3 else None
+    if composition == 3:
         events["falseStarts"] = []
     prev_end = t
     n_turns = len(dialogue["turns"])
@@ -372,8 +372,9 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                         at + len(bc) / SAMPLE_RATE < a or at > b + 0.2 for a, b in hesitations):
                     e = ch[listener].place(at, bc)
                     events["backchannels"].append({"speaker": listener, "start": round(at, 3), "end": round(e, 3)})
-        if stage >= 3 and composition >= 3 and speaker == "caller":
-            _false_start(ch["agent"], ch["caller"], events, dialogue, by_turn, k, start, end, boundaries, hesitations, false_start_rng)
+        if stage >= 3 and composition == 3 and speaker == "caller":
+            _false_start(ch["agent"], ch["caller"], events, dialogue, by_turn, k, start, end, boundaries, hesitations,
+                         false_start_rng)
         # interruption: the caller cuts into a long agent turn; the agent stops shortly after
         if (stage >= 3 and speaker == "agent" and k + 1 < n_turns and end - start > 2.2
                 and dialogue["turns"][k + 1]["speaker"] == "caller" and rng.random() < 0.4):
