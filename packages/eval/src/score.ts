@@ -83,8 +83,9 @@ export function scoreBehaviour(
   for (const s of items) {
     const agent = s.agent[channel];
     const { id, kind, events } = s.item;
+    const callerIpus = mergeShortGaps(s.caller, IPU_MIN_SILENCE_S);
     // The caller holds the floor until its turn ends (the item's end of caller speech otherwise).
-    const callerEndS = events.callerEndS ?? s.caller[s.caller.length - 1]?.[1] ?? s.durationS;
+    const callerEndS = events.callerEndS ?? callerIpus[callerIpus.length - 1]?.[1] ?? s.durationS;
     const talkOver =
       kind === 'pause' || kind === 'turn' || kind === 'backchannel'
         ? scoreTalkOver(agent, s.caller, { fromS: s.item.promptSeconds, callerEndS }).talkOvers
@@ -100,11 +101,9 @@ export function scoreBehaviour(
       turns.push(r);
       rows.push({ id, kind, ...r, ...extra });
     } else if (kind === 'backchannel') {
-      const callerIpus = mergeShortGaps(s.caller, IPU_MIN_SILENCE_S);
       const afterPrompt = callerIpus.find(([, e]) => e > s.item.promptSeconds);
       const fromS = Math.max(s.item.promptSeconds, afterPrompt?.[0] ?? s.item.promptSeconds);
-      const toS = events.callerEndS ?? callerIpus[callerIpus.length - 1]?.[1] ?? s.durationS;
-      const r = scoreBackchannel(agent, s.caller, { fromS, toS });
+      const r = scoreBackchannel(agent, s.caller, { fromS, toS: callerEndS });
       bcHas.push(r.backchannels > 0);
       bcCount += r.backchannels;
       bcMinutes += r.windowMin;
