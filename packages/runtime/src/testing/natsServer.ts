@@ -94,7 +94,12 @@ async function startBinary(options: NatsServerOptions): Promise<NatsServerHandle
     ...(options.name ? ['-n', options.name] : []),
     ...(options.args ?? []),
   ];
-  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal signals the services (which drain) but not
+  // the server they drain into; stop() ends it after them. Killed anyway when this process exits.
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   let log = '';
   child.stderr?.on('data', (d: Buffer) => {
     log = (log + d.toString()).slice(-8000);
