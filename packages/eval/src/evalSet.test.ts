@@ -52,6 +52,15 @@ describe('parseEvalSetManifest()', () => {
     );
   });
 
+  it("reads a pause item's cue and refuses an unknown one", () => {
+    const pause = { kind: 'pause', events: { pauseStartS: 1, pauseEndS: 2 } };
+    expect(parseEvalSetManifest(manifest([item({ ...pause, pauseCue: 'filler' })])).items[0]!.pauseCue).toBe(
+      'filler',
+    );
+    expect(parseEvalSetManifest(manifest([item(pause)])).items[0]!.pauseCue).toBeUndefined();
+    expect(() => parseEvalSetManifest(manifest([item({ ...pause, pauseCue: 'sigh' })]))).toThrow(/pauseCue/);
+  });
+
   it('rejects unknown keys, reversed spans and duplicate ids', () => {
     expect(() => parseEvalSetManifest(manifest([item({ extra: 1 })]))).toThrow(/extra|Unrecognized/);
     expect(() => parseEvalSetManifest(manifest([item({ callerSpeech: [[2, 1]] })]))).toThrow(/callerSpeech/);

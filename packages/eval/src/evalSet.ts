@@ -7,6 +7,9 @@ import { z } from 'zod';
 /** The eval-set manifest (`duet.evalset/1`) that `tools/recipe/duet-recipe eval-set` writes. */
 export const ITEM_KINDS = ['dialogue', 'pause', 'turn', 'backchannel', 'interruption'] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];
+/** What tells a pause from a turn end: a filler ("um"), or only the caller's intonation. */
+export const PAUSE_CUES = ['filler', 'intonation'] as const;
+export type PauseCue = (typeof PAUSE_CUES)[number];
 
 const span = z
   .tuple([z.number().nonnegative(), z.number().nonnegative()])
@@ -30,6 +33,8 @@ const itemSchema = z
       })
       .strict()
       .default({}),
+    /** Pause items: what marks the hesitation as one (a filler, or only intonation). */
+    pauseCue: z.enum(PAUSE_CUES).optional(),
   })
   .strict()
   .superRefine((item, ctx) => {

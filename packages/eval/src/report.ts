@@ -70,6 +70,16 @@ export function behaviourTable(columns: readonly { label: string; b: BehaviourSu
     ['metric', ...columns.map((c) => c.label), 'better'],
     [
       metric('pause: takeover rate', (b) => fmt(b.pause_takeover_rate), 'lower'),
+      metric(
+        'pause: takeover rate, filler ("um") pauses',
+        (b) => fmt(b.pause_takeover_by_cue.filler),
+        'lower',
+      ),
+      metric(
+        'pause: takeover rate, intonation-only pauses',
+        (b) => fmt(b.pause_takeover_by_cue.intonation),
+        'lower',
+      ),
       metric('turn: takeover rate', (b) => fmt(b.turn_takeover_rate), 'higher'),
       metric('turn: takeover latency (s)', (b) => fmt(b.turn_latency_s), 'lower'),
       metric('turn: any answer (IPU >= 0.3 s) rate', (b) => fmt(b.turn_response_rate), 'higher'),

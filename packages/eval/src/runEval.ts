@@ -245,6 +245,8 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
 export function evalSummary(tt: TurnTakingSummary, b: BehaviourSummary): Record<string, number | null> {
   return {
     pause_takeover_rate: b.pause_takeover_rate,
+    pause_takeover_rate_filler: b.pause_takeover_by_cue.filler,
+    pause_takeover_rate_intonation: b.pause_takeover_by_cue.intonation,
     turn_takeover_rate: b.turn_takeover_rate,
     turn_latency_s: b.turn_latency_s,
     turn_response_rate: b.turn_response_rate,

@@ -72,6 +72,39 @@ describe('scoreBehaviour()', () => {
     expect(b.rows.filter((r) => r.talkOvers !== undefined)).toHaveLength(6);
   });
 
+  it('splits the pause takeover rate by what marks the pause', () => {
+    const pause = (id: string, pauseCue: 'filler' | 'intonation' | undefined, agent: Segment[]) => {
+      const s = scored(
+        'pause',
+        { pauseStartS: 3, pauseEndS: 4.5 },
+        [
+          [1.5, 3],
+          [4.5, 6],
+        ],
+        agent,
+        [],
+        id,
+      );
+      return pauseCue === undefined ? s : { ...s, item: { ...s.item, pauseCue } };
+    };
+    const b = scoreBehaviour([
+      pause('p-0', 'filler', []),
+      pause('p-1', 'filler', [[3.2, 4.4]]),
+      pause('p-2', 'filler', []),
+      pause('p-3', 'intonation', [[3.2, 4.4]]),
+      pause('p-4', undefined, [[3.2, 4.4]]),
+    ]);
+    expect(b.pause_takeover_rate).toBeCloseTo(3 / 5);
+    expect(b.pause_takeover_by_cue.filler).toBeCloseTo(1 / 3);
+    expect(b.pause_takeover_by_cue.intonation).toBe(1);
+    expect(b.rows.map((r) => r.pauseCue)).toEqual(['filler', 'filler', 'filler', 'intonation', undefined]);
+    // A set without cues has no split.
+    expect(scoreBehaviour([pause('p-5', undefined, [])]).pause_takeover_by_cue).toEqual({
+      filler: null,
+      intonation: null,
+    });
+  });
+
   it('rates the items where the agent talks over the caller', () => {
     const b = scoreBehaviour([
       scored('turn', { callerEndS: 6 }, [[1, 6]], [[2, 5]]),

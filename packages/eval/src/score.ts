@@ -8,7 +8,7 @@ import {
   scoreTalkOver,
   scoreTurn,
 } from './behaviour.js';
-import type { EvalItemManifest } from './evalSet.js';
+import type { EvalItemManifest, PauseCue } from './evalSet.js';
 import { clipSegments, mergeShortGaps, type Segment } from './segments.js';
 import {
   IPU_MIN_SILENCE_S,
@@ -19,7 +19,7 @@ import {
 } from './turnTaking.js';
 
 export interface ScoredItem {
-  readonly item: Pick<EvalItemManifest, 'id' | 'kind' | 'promptSeconds' | 'events'>;
+  readonly item: Pick<EvalItemManifest, 'id' | 'kind' | 'promptSeconds' | 'events' | 'pauseCue'>;
   readonly durationS: number;
   /** Speech segments (s, from the item's start) of the caller and of each agent channel. */
   readonly caller: readonly Segment[];
@@ -42,12 +42,15 @@ export interface BehaviourRow {
   readonly agentSpeaking?: boolean;
   readonly yielded?: boolean;
   readonly stopS?: number | null;
+  readonly pauseCue?: PauseCue;
   /** Pause, turn and back-channel items: the agent's IPUs of >= 1 s started over the caller's turn. */
   readonly talkOvers?: number;
 }
 
 export interface BehaviourSummary {
   readonly pause_takeover_rate: number | null;
+  /** The pause takeover rate of the pause items with each cue (sets that name it). */
+  readonly pause_takeover_by_cue: Readonly<Record<PauseCue, number | null>>;
   readonly turn_takeover_rate: number | null;
   readonly turn_latency_s: number | null;
   readonly turn_response_rate: number | null;
@@ -72,6 +75,7 @@ export function scoreBehaviour(
 ): BehaviourSummary {
   const rows: BehaviourRow[] = [];
   const pauses: boolean[] = [];
+  const pausesByCue: Record<PauseCue, boolean[]> = { filler: [], intonation: [] };
   const turns: ReturnType<typeof scoreTurn>[] = [];
   const bcHas: boolean[] = [];
   let bcCount = 0;
@@ -95,7 +99,15 @@ export function scoreBehaviour(
     if (kind === 'pause' && events.pauseStartS !== undefined && events.pauseEndS !== undefined) {
       const r = scorePause(agent, { pauseStartS: events.pauseStartS, pauseEndS: events.pauseEndS });
       pauses.push(r.takeover);
-      rows.push({ id, kind, takeover: r.takeover, ...extra });
+      const cue = s.item.pauseCue;
+      if (cue !== undefined) pausesByCue[cue].push(r.takeover);
+      rows.push({
+        id,
+        kind,
+        takeover: r.takeover,
+        ...(cue === undefined ? {} : { pauseCue: cue }),
+        ...extra,
+      });
     } else if (kind === 'turn' && events.callerEndS !== undefined) {
       const r = scoreTurn(agent, events.callerEndS);
       turns.push(r);
@@ -126,6 +138,7 @@ export function scoreBehaviour(
   const speaking = interruptions.filter((r) => r.agentSpeaking);
   return {
     pause_takeover_rate: rate(pauses),
+    pause_takeover_by_cue: { filler: rate(pausesByCue.filler), intonation: rate(pausesByCue.intonation) },
     turn_takeover_rate: rate(turns.map((t) => t.takeover)),
     turn_latency_s: mean(turns.map((t) => t.latencyS)),
     turn_response_rate: rate(turns.map((t) => t.responded)),

@@ -79,13 +79,28 @@ def run_dialogue_command(args, progress: bool) -> dict:
 
 def _hf_dir(model: Path) -> Path:
     """A Hugging Face checkpoint dir, or an exported model whose manifest names one."""
+    from .dialogue_model import DialogueRecipeError
+
     model = Path(model)
     if (model / "config.json").exists():
         return model
+    if not (model / "manifest.json").exists():
+        raise DialogueRecipeError(f"{model}: neither a Hugging Face checkpoint (config.json) nor an exported model "
+                                  "(manifest.json)")
     m = json.loads((model / "manifest.json").read_text())
-    ck = Path(m["source"]["checkpoint"])
+    ck = (m.get("source") or {}).get("checkpoint")
+    if not ck:
+        raise DialogueRecipeError(f"{model}/manifest.json names no training checkpoint (source.checkpoint); "
+                                  "pass --model the Hugging Face checkpoint directory")
+    ck = Path(ck)
     if not ck.is_absolute():
         ck = Path(__file__).resolve().parents[3] / ck
+    if not (ck / "config.json").exists():
+        # The checkpoint stays in the training work directory (.cache/, not committed); these tools
+        # run the model with transformers, so they need it, not the ONNX export.
+        raise DialogueRecipeError(f"{model} was exported from {ck}, which is not on this machine; rerun the recipe "
+                                  "that trained it (e.g. default-dialogue, which resumes) or pass --model the "
+                                  "Hugging Face checkpoint directory")
     return ck
 
 

@@ -67,6 +67,13 @@ def _answer(agent: Channel, voices, sents_agent, rng, at: float, n: int = 1) -> 
         t += float(rng.uniform(0.08, 0.25))
 
 
+def pause_cue(fragment: str) -> str:
+    """What tells a listener that a hesitation is not a turn end: a filler ("um", "uh", "er"), or
+    only the continuation intonation of a bare comma (which the default 128 k-means units keep
+    little of: tools/recipe/README.md)."""
+    return "filler" if fragment.rstrip().endswith((" um,", " uh,", " er,")) else "intonation"
+
+
 def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny: bool) -> dict:
     idx = KINDS.index(kind) * 100000 + k
     d = generate_dialogue(seed, idx)
@@ -100,9 +107,10 @@ def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny
         p1 = p0 + float(rng.uniform(0.8, 1.5))
         t = caller.place(p1, speak(" ".join(words[cut:]), voices["caller"]))
         _answer(agent, voices, agent_s, rng, t, 1)
-        return _finish(item_id, kind, caller, agent, rng, prompt=0.0,
+        item = _finish(item_id, kind, caller, agent, rng, prompt=0.0,
                        events={"pauseStartS": p0, "pauseEndS": p1, "callerEndS": t}, min_end=t + 3.0, out=out,
                        tiny=tiny)
+        return {**item, "pauseCue": pause_cue(first)}
     if kind == "backchannel":
         t = t0
         bounds = []
@@ -184,8 +192,11 @@ def make_evalset(out: Path, *, per_kind: int = 24, seed: int = DEFAULT_SEED, tin
         per_kind = 1
     if (out / "details.json").exists() and (out / "manifest.json").exists():
         old = json.loads((out / "details.json").read_text())
-        if old.get("seed") == seed and old.get("tiny") == tiny and len(old.get("items", [])) == per_kind * len(KINDS):
-            items = json.loads((out / "manifest.json").read_text())["items"]
+        items = json.loads((out / "manifest.json").read_text())["items"]
+        # a set made before pause items carried their cue is remade (the same audio: seeded)
+        cued = all("pauseCue" in it for it in items if it["kind"] == "pause")
+        if (old.get("seed") == seed and old.get("tiny") == tiny and cued
+                and len(old.get("items", [])) == per_kind * len(KINDS)):
             return {"out": str(out), "items": len(items),
                     "audioSeconds": round(sum(it["seconds"] for it in old["items"]), 1),
                     "kinds": {k: sum(1 for it in items if it["kind"] == k) for k in KINDS}, "reused": True}
@@ -207,9 +218,10 @@ def make_evalset(out: Path, *, per_kind: int = 24, seed: int = DEFAULT_SEED, tin
     items.sort(key=lambda it: (order[it["kind"]], it["id"]))
     keys = ("id", "kind", "caller", "agent", "promptSeconds", "callerSpeech", "agentSpeech", "events")
     manifest = {"format": "duet.evalset", "version": 1, "sampleRate": SAMPLE_RATE, "chunkMs": int(CHUNK_S * 1000),
-                "items": [{k: it[k] for k in keys} for it in items]}
+                "items": [{k: it[k] for k in keys + ("pauseCue",) if k in it} for it in items]}
     # Extras (seed, durations, caller degradation, a dialogue's turns/events) beside the manifest.
-    details = {"seed": seed, "tiny": tiny, "items": [{k: v for k, v in it.items() if k not in keys[1:]} for it in items]}
+    details = {"seed": seed, "tiny": tiny,
+               "items": [{k: v for k, v in it.items() if k not in keys[1:] + ("pauseCue",)} for it in items]}
     for name, obj in (("details.json", details), ("manifest.json", manifest)):
         tmp = out / f"{name}.tmp"
         tmp.write_text(json.dumps(obj, indent=1) + "\n")

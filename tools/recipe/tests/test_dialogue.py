@@ -315,6 +315,32 @@ def test_compose_false_starts():
     assert data_identity(info) != data_identity({**info, "composition": 1})
 
 
+def test_pause_cue():
+    """An eval-set pause is marked by a filler or, after a bare comma, by intonation alone."""
+    from duet_recipe.duplex import HESITATIONS
+    from duet_recipe.evalset import pause_cue
+
+    assert [pause_cue("Can you" + h) for h in HESITATIONS] == ["intonation", "filler", "filler", "filler", "filler"]
+    assert pause_cue("Can you deliver that weather,") == "intonation"  # "er," inside a word is no filler
+
+
+def test_hf_dir_explains_a_missing_checkpoint(tmp_path):
+    """dialogue-measure / dialogue-hazard read the Hugging Face checkpoint an exported model was
+    made from; when it is not on this machine they say so instead of failing in transformers."""
+    from duet_recipe.dialogue_cli import _hf_dir
+    from duet_recipe.dialogue_model import DialogueRecipeError
+
+    with pytest.raises(DialogueRecipeError, match="neither"):
+        _hf_dir(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"source": {"checkpoint": str(tmp_path / "gone")}}))
+    with pytest.raises(DialogueRecipeError, match="not on this machine"):
+        _hf_dir(tmp_path)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text(json.dumps({"source": {"checkpoint": str(tmp_path / "ck")}}))
+    assert _hf_dir(tmp_path) == tmp_path / "ck"
+
+
 def test_compose_keeps_back_channels_out_of_hesitation_pauses():
     """Stage 3: the listener back-channels at sentence ends or mid-speech, never into a caller's
     hesitation pause (there the agent must stay quiet)."""
@@ -447,7 +473,10 @@ def test_recipe_end_to_end(tmp_path):
     assert sorted(it["kind"] for it in em["items"]) == sorted(["turn", "pause", "backchannel", "interruption",
                                                                "dialogue"])
     for it in em["items"]:
-        assert set(it) == {"id", "kind", "caller", "agent", "promptSeconds", "callerSpeech", "agentSpeech", "events"}
+        extra = {"pauseCue"} if it["kind"] == "pause" else set()
+        assert set(it) == {"id", "kind", "caller", "agent", "promptSeconds", "callerSpeech", "agentSpeech",
+                           "events"} | extra
+        assert it.get("pauseCue", "filler") in ("filler", "intonation")
         assert (ev / it["caller"]).stat().st_size == (ev / it["agent"]).stat().st_size
     from duet_recipe.hazard import evalset_hazards
 

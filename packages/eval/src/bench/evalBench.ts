@@ -79,6 +79,8 @@ console.log(
     items: evaluation.behaviour.generated.items,
     dialogues: evaluation.turnTaking.dialogues,
     pause_takeover_rate: round(s.pause_takeover_rate ?? null),
+    pause_takeover_rate_filler: round(s.pause_takeover_rate_filler ?? null),
+    pause_takeover_rate_intonation: round(s.pause_takeover_rate_intonation ?? null),
     turn_takeover_rate: round(s.turn_takeover_rate ?? null),
     turn_latency_s: round(s.turn_latency_s ?? null),
     turn_response_rate: round(s.turn_response_rate ?? null),
