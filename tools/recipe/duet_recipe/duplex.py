@@ -18,18 +18,23 @@ Composition (`compose`): places the pieces on two channels.
   back-channels during long caller turns (at sentence ends or mid-speech), caller
   back-channels during long agent turns (the agent goes on), and interruptions: the caller
   starts 0.8 s or more into a long agent turn and the agent stops 0.1-0.45 s later (30 ms fade).
-  In `composition` 3 (the default) the agent also makes false starts: in some long caller turns
-  it begins its answer at a sentence end or mid-sentence, the caller goes on, and the agent stops
-  0.1-0.45 s after the caller's speech resumes (`_false_start`). Composition 1 lacks them.
+  In `composition` 3 the agent also makes false starts: in some long caller turns it begins its
+  answer at a sentence end or mid-sentence, the caller goes on, and the agent stops 0.1-0.45 s
+  after the caller's speech resumes (`_false_start`). Composition 1 lacks them.
+- `composition` 5 (the default): composition 3 whose agent (stages 2 and 3) answers 0.23-0.58 s
+  after the caller's turn (or after a long gap), never in overlap: late enough that the engine,
+  which decides each agent chunk before it has heard the caller's latest one, could have heard
+  the silence (`draw_gap`).
 A sample ends 0.5-1.5 s after its last speech.
 `composition` 2 (an experiment, not the default: tools/recipe/README.md) lets the interrupted
 agent stop 0.05-0.3 s after the caller starts and ends a sample 0.1 s after a caller turn that is
-the dialogue's last (its text has no answer).
+the dialogue's last (its text has no answer); `composition` 4 (another) makes composition 3's
+agent answer 0.04-0.35 s after the caller.
 The agent channel is clean (it stands for the model's own output, which the vocoder makes);
 the caller channel is degraded like real callers: clean, additive noise or a G.711 round trip.
 
 A composed sample carries ground truth: speech segments per channel, turn ends of the caller,
-mid-turn pauses, interruptions, back-channels and (composition 3) false starts (seconds).
+mid-turn pauses, interruptions, back-channels and (compositions 3-5) false starts (seconds).
 """
 
 from __future__ import annotations
@@ -55,10 +60,14 @@ PIECES_FORMAT = 1
 # pauses taught the model to keep quiet in them far better (tools/recipe/README.md, E5).
 CALLER_HESITATION = 0.9
 # Versions of `compose`'s timing rules (`--composition`); data made by another is rebuilt, not reused.
-# 1: the rules above without false starts (the default model of 2026-11-28 was trained on it).
+# 1: the rules above without false starts (the default model before that was trained on it).
 # 2: unanswered last caller turns end the sample, interrupted agents stop 0.05-0.3 s (not 0.1-0.45 s).
-# 3: composition 1 plus, in stage 3, agent false starts (`_false_start`); stages 1 and 2 as in 1.
-COMPOSITIONS = (1, 2, 3)
+# 3: composition 1 plus, in stage 3, agent false starts (`_false_start`); stages 1 and 2 as in 1
+#    (the previous default model was trained on it).
+# 4: composition 3 with a prompt agent: its answers come 0.04-0.35 s after the caller (no long gaps).
+# 5: composition 3 with an agent that answers only once it could have heard the silence: 0.23-0.58 s
+#    after the caller (and the long gaps), never in overlap (`draw_gap`).
+COMPOSITIONS = (1, 2, 3, 4, 5)
 COMPOSITION = 3
 
 
@@ -191,19 +200,31 @@ def synthesize_dialogue(dialogue: dict, seed: int, index: int, variants: list[st
 
 # ---------------------------------------------------------------- timing
 
-def draw_gap(rng: np.random.Generator, next_speaker: str, stage: int) -> float:
+def draw_gap(rng: np.random.Generator, next_speaker: str, stage: int, agent_timing: str = "human") -> float:
     """Floor-transfer offset in seconds before a turn of `next_speaker` (negative = overlap).
 
     Human telephone conversation: the mode is ~200 ms, most gaps lie in 0-500 ms, a tail of
     longer gaps, and 10-20 % overlaps (Heldner & Edlund 2010; Levinson & Torreira 2015). The
-    agent (the model's side) overlaps rarely and briefly, the caller more often."""
+    agent (the model's side) overlaps rarely and briefly, the caller more often.
+    `agent_timing` sets the agent's gaps (the same draws, mapped, so every other event stays the
+    same): "human"; "prompt" (composition 4), 0.04-0.35 s, no long gaps; "informed"
+    (composition 5), 0.23-0.58 s and the long gaps, no overlaps. The engine decides the agent's
+    chunk n+1 before the caller's chunk n is heard (SyncLLM predicts it), i.e. a chunk (160 ms)
+    less informed than the data's agent, which reacts to chunk n: answers that come sooner than a
+    chunk plus a moment after the caller stops can only be guessed, in pauses too."""
     u = rng.random()
     p_overlap = 0.15 if next_speaker == "caller" else 0.04
+    timing = agent_timing if next_speaker == "agent" else "human"
     if u < p_overlap:
-        return -float(rng.uniform(0.05, 0.4 if next_speaker == "caller" else 0.15))
+        g = float(rng.uniform(0.05, 0.4 if next_speaker == "caller" else 0.15))
+        return 0.25 + (g - 0.05) if timing == "informed" else -g
     if u < p_overlap + 0.12:
-        return float(rng.uniform(0.5, 1.2))
-    return float(np.clip(rng.gamma(4.0, 0.065), 0.04, 0.5))  # mean ~0.26 s
+        g = float(rng.uniform(0.5, 1.2))
+        return 0.15 + (g - 0.5) / 0.7 * 0.2 if timing == "prompt" else g
+    g = float(np.clip(rng.gamma(4.0, 0.065), 0.04, 0.5))  # mean ~0.26 s
+    if timing == "prompt":
+        return float(np.clip(0.75 * g, 0.04, 0.35))
+    return 0.2 + 0.75 * g if timing == "informed" else g
 
 
 def _faded(audio: np.ndarray, n: int, fade: float = 0.03) -> np.ndarray:
@@ -262,7 +283,7 @@ def merge_segments(segs: list[list[float]], gap: float = 0.05) -> list[list[floa
     return [[round(a, 3), round(b, 3)] for a, b in out]
 
 
-FALSE_START_SHARE = 0.6  # of long caller turns (composition 3)
+FALSE_START_SHARE = 0.6  # of long caller turns (compositions 3-5)
 
 
 def _false_start(agent: Channel, caller: Channel, events: dict, dialogue: dict, by_turn: dict, k: int,
@@ -314,8 +335,8 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
     events = {"callerEnds": [], "pauses": [], "interruptions": [], "backchannels": []}
     # Composition 3's false starts draw from a stream of their own (spawning does not advance
     # `rng`), so every other event is the same as in composition 1.
-    false_start_rng = rng.spawn(1)[0] if composition == 3 else None
-    if composition == 3:
+    false_start_rng = rng.spawn(1)[0] if composition in (3, 4, 5) else None
+    if composition in (3, 4, 5):
         events["falseStarts"] = []
     prev_end = t
     n_turns = len(dialogue["turns"])
@@ -326,7 +347,8 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             k += 1
             continue
         speaker = dialogue["turns"][k]["speaker"]
-        start = prev_end + draw_gap(rng, speaker, stage) if turns else t
+        timing = {4: "prompt", 5: "informed"}.get(composition, "human")
+        start = prev_end + draw_gap(rng, speaker, stage, agent_timing=timing) if turns else t
         start = max(start, 0.05)
         # Never start before the other channel's previous turn began (a negative gap overlaps its end).
         cur = start
@@ -372,7 +394,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                         at + len(bc) / SAMPLE_RATE < a or at > b + 0.2 for a, b in hesitations):
                     e = ch[listener].place(at, bc)
                     events["backchannels"].append({"speaker": listener, "start": round(at, 3), "end": round(e, 3)})
-        if stage >= 3 and composition == 3 and speaker == "caller":
+        if stage >= 3 and composition in (3, 4, 5) and speaker == "caller":
             _false_start(ch["agent"], ch["caller"], events, dialogue, by_turn, k, start, end, boundaries, hesitations,
                          false_start_rng)
         # interruption: the caller cuts into a long agent turn; the agent stops shortly after

@@ -174,7 +174,7 @@ def test_caller_hesitation_share():
     with pytest.raises(SystemExit):
         main(["dialogue-data", "--out", "/tmp/never", "--caller-hesitation", "1.5"])
     with pytest.raises(SystemExit):
-        main(["dialogue-data", "--out", "/tmp/never", "--composition", "4"])
+        main(["dialogue-data", "--out", "/tmp/never", "--composition", "6"])
 
 
 def _piece(turn, speaker, kind, seconds):
@@ -313,6 +313,32 @@ def test_compose_false_starts():
     assert data_identity(info, 2) == data_identity({**info, "composition": 1}, 2)
     assert data_identity(info, 3) != data_identity({**info, "composition": 1}, 3)
     assert data_identity(info) != data_identity({**info, "composition": 1})
+
+
+def test_compose_agent_timing():
+    """Compositions 4 and 5: composition 3 whose agent answers 0.04-0.35 s after the caller's turn
+    (4: or overlaps it briefly, as before; never after a person's long gap of 0.5-1.2 s), or
+    0.23-0.58 s after it or after a long gap, never in overlap (5); the caller's gaps and every
+    other draw are composition 3's."""
+    from duet_recipe.duplex import compose
+
+    speakers = ["caller", "agent"] * 4
+    turns = [{"speaker": sp, "text": "x"} for sp in speakers]
+    pieces = [_piece(k, sp, "sentence", 1.0) for k, sp in enumerate(speakers)]
+    gaps = {3: [], 4: [], 5: []}
+    caller_gaps = {3: [], 4: [], 5: []}
+    for seed, composition in itertools.product(range(40), (3, 4, 5)):
+        s = compose({"voices": {}, "pieces": pieces}, {"turns": turns}, 2, np.random.default_rng(seed),
+                    caller_degrade=False, composition=composition)
+        for prev, nxt in zip(s["turns"], s["turns"][1:]):
+            (gaps if nxt["speaker"] == "agent" else caller_gaps)[composition].append(nxt["start"] - prev["end"])
+    assert max(gaps[3]) > 0.5 and all(g <= 0.35 + 1e-3 for g in gaps[4])
+    assert all(g >= 0.04 - 1e-3 or -0.15 - 1e-3 <= g < 0 for g in gaps[4])
+    assert np.mean(gaps[4]) < np.mean(gaps[3]) - 0.1
+    assert min(gaps[5]) >= 0.23 - 1e-3 and max(gaps[5]) > 0.6
+    assert all(0.23 - 1e-3 <= g <= 0.58 + 1e-3 or 0.5 <= g <= 1.2 + 1e-3 for g in gaps[5])
+    for c in (4, 5):
+        assert np.allclose(caller_gaps[c], caller_gaps[3], atol=2e-3)
 
 
 def test_pause_cue():
