@@ -167,9 +167,10 @@ def _data_args(p, required: bool) -> None:
     p.add_argument("--caller-hesitation", type=_share, default=CALLER_HESITATION,
                    help="share of caller turns with a hesitation (stage 3: a mid-turn pause), 0..1")
     p.add_argument("--composition", type=int, choices=COMPOSITIONS, default=COMPOSITION,
-                   help="timing rules of the two-channel samples (3: with the agent's false starts in stage 3; "
-                        "1: without them; 2: faster yield, no silence after an unanswered last caller turn, an "
-                        "experiment; tools/recipe/README.md)")
+                   help="timing rules of the two-channel samples (5, the default: the agent's false starts in stage "
+                        "3 and its answers 0.23-0.58 s after the caller, never in overlap; 3: human answer gaps; "
+                        "1: 3 without the false starts; 2: faster yield, no silence after an unanswered last "
+                        "caller turn; 4: answers 0.04-0.35 s after the caller; tools/recipe/README.md)")
     p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")

@@ -68,7 +68,7 @@ CALLER_HESITATION = 0.9
 # 5: composition 3 with an agent that answers only once it could have heard the silence: 0.23-0.58 s
 #    after the caller (and the long gaps), never in overlap (`draw_gap`).
 COMPOSITIONS = (1, 2, 3, 4, 5)
-COMPOSITION = 3
+COMPOSITION = 5
 
 
 def _log(msg: str) -> None:

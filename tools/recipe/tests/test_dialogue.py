@@ -546,8 +546,8 @@ def test_default_dialogue_one_command(tmp_path):
     assert (refine["lr"], refine["decisionWeight"], refine["pauseWeight"], refine["interruptionWeight"]) == (
         1e-3, 3.0, 6.0, 4.0)
     assert refine["init"].endswith("stage3/final")
-    assert recipe["data"]["callerHesitation"] == 0.9 and recipe["data"]["composition"] == 3
-    # every stage names the data it was trained on (stages 1 and 2 of composition 3 are composition 1's)
-    assert [st["settings"]["data"]["composition"] for st in recipe["stages"]] == [1, 1, 3, 3]
+    assert recipe["data"]["callerHesitation"] == 0.9 and recipe["data"]["composition"] == 5
+    # every stage names the data it was trained on (composition 5 changes stage 2 as well; 3 only stage 3)
+    assert [st["settings"]["data"]["composition"] for st in recipe["stages"]] == [5, 5, 5, 5]
     assert recipe["timing"]["model"]["items"] == 3 * 5 and recipe["evalset"]["items"] == 5  # 3 sampled runs
     assert (tmp_path / "work" / "refine" / "final" / "duet_tokens.json").exists()
