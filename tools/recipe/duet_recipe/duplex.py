@@ -333,11 +333,13 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
     t = float(rng.uniform(0.2, 1.2))
     turns = []  # {speaker, start, end, interrupted}
     events = {"callerEnds": [], "pauses": [], "interruptions": [], "backchannels": []}
-    # Composition 3's false starts draw from a stream of their own (spawning does not advance
-    # `rng`), so every other event is the same as in composition 1.
-    false_start_rng = rng.spawn(1)[0] if composition in (3, 4, 5) else None
-    if composition in (3, 4, 5):
+    # Composition 3's false starts (and 4's and 5's) draw from a stream of their own (spawning does
+    # not advance `rng`), so every other event is the same as in composition 1.
+    false_starts = composition in (3, 4, 5)
+    false_start_rng = rng.spawn(1)[0] if false_starts else None
+    if false_starts:
         events["falseStarts"] = []
+    agent_timing = {4: "prompt", 5: "informed"}.get(composition, "human")
     prev_end = t
     n_turns = len(dialogue["turns"])
     k = 0
@@ -347,8 +349,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             k += 1
             continue
         speaker = dialogue["turns"][k]["speaker"]
-        timing = {4: "prompt", 5: "informed"}.get(composition, "human")
-        start = prev_end + draw_gap(rng, speaker, stage, agent_timing=timing) if turns else t
+        start = prev_end + draw_gap(rng, speaker, stage, agent_timing=agent_timing) if turns else t
         start = max(start, 0.05)
         # Never start before the other channel's previous turn began (a negative gap overlaps its end).
         cur = start
@@ -394,7 +395,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                         at + len(bc) / SAMPLE_RATE < a or at > b + 0.2 for a, b in hesitations):
                     e = ch[listener].place(at, bc)
                     events["backchannels"].append({"speaker": listener, "start": round(at, 3), "end": round(e, 3)})
-        if stage >= 3 and composition in (3, 4, 5) and speaker == "caller":
+        if stage >= 3 and false_starts and speaker == "caller":
             _false_start(ch["agent"], ch["caller"], events, dialogue, by_turn, k, start, end, boundaries, hesitations,
                          false_start_rng)
         # interruption: the caller cuts into a long agent turn; the agent stops shortly after

@@ -71,7 +71,8 @@ def pause_cue(fragment: str) -> str:
     """What tells a listener that a hesitation is not a turn end: a filler ("um", "uh", "er"), or
     only the continuation intonation of a bare comma (which the default 128 k-means units keep
     little of: tools/recipe/README.md)."""
-    return "filler" if fragment.rstrip().endswith((" um,", " uh,", " er,")) else "intonation"
+    fillers = tuple({h for h in HESITATIONS if h.strip(", ")})  # ", um," ...: the ones with a word
+    return "filler" if fragment.rstrip().endswith(fillers) else "intonation"
 
 
 def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny: bool) -> dict:
