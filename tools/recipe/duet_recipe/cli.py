@@ -170,7 +170,8 @@ def _data_args(p, required: bool) -> None:
                    help="timing rules of the two-channel samples (5, the default: the agent's false starts in stage "
                         "3 and its answers 0.23-0.58 s after the caller, never in overlap; 3: human answer gaps; "
                         "1: 3 without the false starts; 2: faster yield, no silence after an unanswered last "
-                        "caller turn; 4: answers 0.04-0.35 s after the caller; tools/recipe/README.md)")
+                        "caller turn; 4: answers 0.04-0.35 s after the caller; 6: 5 whose agent also answers "
+                        "the dialogue's last caller turn; 7: 6 with long gaps up to 2 s; tools/recipe/README.md)")
     p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")

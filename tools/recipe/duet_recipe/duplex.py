@@ -29,12 +29,13 @@ A sample ends 0.5-1.5 s after its last speech.
 `composition` 2 (an experiment, not the default: tools/recipe/README.md) lets the interrupted
 agent stop 0.05-0.3 s after the caller starts and ends a sample 0.1 s after a caller turn that is
 the dialogue's last (its text has no answer); `composition` 4 (another) makes composition 3's
-agent answer 0.04-0.35 s after the caller.
+agent answer 0.04-0.35 s after the caller; `composition` 6 makes composition 5's agent answer the
+dialogue's last caller turn too (`_last_answer`), and 7 also stretches its long gaps to 2 s.
 The agent channel is clean (it stands for the model's own output, which the vocoder makes);
 the caller channel is degraded like real callers: clean, additive noise or a G.711 round trip.
 
 A composed sample carries ground truth: speech segments per channel, turn ends of the caller,
-mid-turn pauses, interruptions, back-channels and (compositions 3-5) false starts (seconds).
+mid-turn pauses, interruptions, back-channels and (compositions 3-7) false starts (seconds).
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ CALLER_HESITATION = 0.9
 # 4: composition 3 with a prompt agent: its answers come 0.04-0.35 s after the caller (no long gaps).
 # 5: composition 3 with an agent that answers only once it could have heard the silence: 0.23-0.58 s
 #    after the caller (and the long gaps), never in overlap (`draw_gap`).
-COMPOSITIONS = (1, 2, 3, 4, 5)
+# 6: composition 5 whose agent also answers the dialogue's last caller turn (`_last_answer`): no
+#    finished turn goes unanswered (in 5 one caller turn end in nine did, at the end of the sample).
+# 7: composition 6 whose long gaps reach 2 s (0.5-2.0 s, not 0.5-1.2 s): an answer can still come
+#    after the window in which the model has missed it.
+COMPOSITIONS = (1, 2, 3, 4, 5, 6, 7)
 COMPOSITION = 5
 
 
@@ -208,23 +213,27 @@ def draw_gap(rng: np.random.Generator, next_speaker: str, stage: int, agent_timi
     agent (the model's side) overlaps rarely and briefly, the caller more often.
     `agent_timing` sets the agent's gaps (the same draws, mapped, so every other event stays the
     same): "human"; "prompt" (composition 4), 0.04-0.35 s, no long gaps; "informed"
-    (composition 5), 0.23-0.58 s and the long gaps, no overlaps. The engine decides the agent's
+    (composition 5), 0.23-0.58 s and the long gaps, no overlaps; "patient" (composition 7),
+    "informed" with the long gaps stretched to 0.5-2.0 s. The engine decides the agent's
     chunk n+1 before the caller's chunk n is heard (SyncLLM predicts it), i.e. a chunk (160 ms)
     less informed than the data's agent, which reacts to chunk n: answers that come sooner than a
     chunk plus a moment after the caller stops can only be guessed, in pauses too."""
     u = rng.random()
     p_overlap = 0.15 if next_speaker == "caller" else 0.04
     timing = agent_timing if next_speaker == "agent" else "human"
+    informed = timing in ("informed", "patient")
     if u < p_overlap:
         g = float(rng.uniform(0.05, 0.4 if next_speaker == "caller" else 0.15))
-        return 0.25 + (g - 0.05) if timing == "informed" else -g
+        return 0.25 + (g - 0.05) if informed else -g
     if u < p_overlap + 0.12:
         g = float(rng.uniform(0.5, 1.2))
+        if timing == "patient":
+            return 0.5 + (g - 0.5) / 0.7 * 1.5
         return 0.15 + (g - 0.5) / 0.7 * 0.2 if timing == "prompt" else g
     g = float(np.clip(rng.gamma(4.0, 0.065), 0.04, 0.5))  # mean ~0.26 s
     if timing == "prompt":
         return float(np.clip(0.75 * g, 0.04, 0.35))
-    return 0.2 + 0.75 * g if timing == "informed" else g
+    return 0.2 + 0.75 * g if informed else g
 
 
 def _faded(audio: np.ndarray, n: int, fade: float = 0.03) -> np.ndarray:
@@ -319,6 +328,22 @@ def _false_start(agent: Channel, caller: Channel, events: dict, dialogue: dict, 
     events["falseStarts"].append({"start": round(at, 3), "agentStop": round(stop, 3)})
 
 
+def _last_answer(agent: Channel, turns: list, pieces: list, prev_end: float, stage: int, agent_timing: str,
+                 rng: np.random.Generator) -> None:
+    """Compositions 6 and 7: the agent answers the dialogue's last caller turn (its text has no
+    answer) with one of its own sentences, after the usual gap. Otherwise the sample's closing
+    silence is the only place where a finished turn goes unanswered (one caller turn end in nine),
+    which could teach a model that had not answered within the data's answer window that no
+    answer comes. Trained three times each, it answered no more turns (tools/recipe/README.md)."""
+    own = [p for p in pieces if p["speaker"] == "agent" and p["kind"] == "sentence"]
+    if not own:
+        return
+    audio = own[int(rng.integers(len(own)))]["audio"]
+    start = max(prev_end + draw_gap(rng, "agent", stage, agent_timing=agent_timing), agent.end + 0.05)
+    end = agent.place(start, audio)
+    turns.append({"speaker": "agent", "start": round(start, 3), "end": round(end, 3), "interrupted": False})
+
+
 def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *, caller_degrade: bool = True,
             tail: float | None = None, composition: int = COMPOSITION) -> dict:
     """Places the pieces on two channels (stage 2 or 3 timing). Returns
@@ -333,13 +358,13 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
     t = float(rng.uniform(0.2, 1.2))
     turns = []  # {speaker, start, end, interrupted}
     events = {"callerEnds": [], "pauses": [], "interruptions": [], "backchannels": []}
-    # Composition 3's false starts (and 4's and 5's) draw from a stream of their own (spawning does
+    # Composition 3's false starts (and 4's to 7's) draw from a stream of their own (spawning does
     # not advance `rng`), so every other event is the same as in composition 1.
-    false_starts = composition in (3, 4, 5)
+    false_starts = composition in (3, 4, 5, 6, 7)
     false_start_rng = rng.spawn(1)[0] if false_starts else None
     if false_starts:
         events["falseStarts"] = []
-    agent_timing = {4: "prompt", 5: "informed"}.get(composition, "human")
+    agent_timing = {4: "prompt", 5: "informed", 6: "informed", 7: "patient"}.get(composition, "human")
     prev_end = t
     n_turns = len(dialogue["turns"])
     k = 0
@@ -427,6 +452,9 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             events["callerEnds"].append(round(end, 3))
         prev_end = max(end, ch["agent"].end if speaker == "agent" else end)
         k += 1
+    if composition in (6, 7) and turns and turns[-1]["speaker"] == "caller":
+        # from a stream of its own, spawned after the false starts' (spawning does not advance `rng`)
+        _last_answer(ch["agent"], turns, pieces, prev_end, stage, agent_timing, rng.spawn(1)[0])
     after = float(rng.uniform(0.5, 1.5)) if tail is None else tail
     if (composition == 2 and tail is None and turns and turns[-1]["speaker"] == "caller"
             and ch["caller"].end > ch["agent"].end):

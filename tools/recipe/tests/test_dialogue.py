@@ -174,7 +174,7 @@ def test_caller_hesitation_share():
     with pytest.raises(SystemExit):
         main(["dialogue-data", "--out", "/tmp/never", "--caller-hesitation", "1.5"])
     with pytest.raises(SystemExit):
-        main(["dialogue-data", "--out", "/tmp/never", "--composition", "6"])
+        main(["dialogue-data", "--out", "/tmp/never", "--composition", "8"])
 
 
 def _piece(turn, speaker, kind, seconds):
@@ -339,6 +339,46 @@ def test_compose_agent_timing():
     assert all(0.23 - 1e-3 <= g <= 0.58 + 1e-3 or 0.5 <= g <= 1.2 + 1e-3 for g in gaps[5])
     for c in (4, 5):
         assert np.allclose(caller_gaps[c], caller_gaps[3], atol=2e-3)
+
+
+def test_compose_answers_the_last_caller_turn():
+    """Compositions 6 and 7: composition 5 whose agent also answers the dialogue's last caller turn
+    (with one of its sentences, after an agent gap), so no finished turn goes unanswered; every
+    other event and both channels before that answer are composition 5's. Composition 7 stretches
+    the agent's long gaps to 0.5-2.0 s."""
+    from duet_recipe.duplex import compose
+
+    speakers = ["caller", "agent", "caller", "agent", "caller"]
+    turns = [{"speaker": sp, "text": "x"} for sp in speakers]
+    pieces = [_piece(k, sp, "sentence", 1.0) for k, sp in enumerate(speakers)]
+    last_gaps = {6: [], 7: []}
+    gaps7 = []
+    for seed, stage in itertools.product(range(40), (2, 3)):
+        plan = {"voices": {}, "pieces": pieces}
+        five = compose(plan, {"turns": turns}, stage, np.random.default_rng(seed), caller_degrade=False, composition=5)
+        for c in (6, 7):
+            s = compose(plan, {"turns": turns}, stage, np.random.default_rng(seed), caller_degrade=False, composition=c)
+            last = s["turns"][-1]
+            assert last["speaker"] == "agent"
+            if c == 6:
+                assert s["events"] == five["events"] and s["turns"][:-1] == five["turns"]
+                n = min(len(s["caller"]), len(five["caller"]))
+                assert np.array_equal(s["caller"][:n], five["caller"][:n])
+            caller_end = s["events"]["callerEnds"][-1]
+            last_gaps[c].append(last["start"] - caller_end)
+            # the answer is the last speech; a 0.5-1.5 s tail follows it
+            assert s["agentSpeech"][-1][1] == max(e for _a, e in s["agentSpeech"] + s["callerSpeech"])
+            assert 0.5 - 1e-3 <= s["seconds"] - s["agentSpeech"][-1][1] <= 1.5 + 1e-3
+            if c == 7:
+                gaps7 += [n["start"] - p["end"] for p, n in zip(s["turns"], s["turns"][1:]) if n["speaker"] == "agent"]
+    assert all(0.23 - 1e-3 <= g <= 1.2 + 1e-3 for g in last_gaps[6])
+    assert all(0.23 - 1e-3 <= g <= 2.0 + 1e-3 for g in gaps7) and max(gaps7) > 1.2
+    # a dialogue that ends with the agent is composed as in composition 5
+    plan = {"voices": {}, "pieces": pieces[:4]}
+    for seed in range(10):
+        five, six = (compose(plan, {"turns": turns[:4]}, 3, np.random.default_rng(seed), caller_degrade=False,
+                             composition=c) for c in (5, 6))
+        assert six["turns"] == five["turns"] and np.array_equal(six["agent"], five["agent"])
 
 
 def test_pause_cue():
