@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,28 @@ CALLER_HESITATION = 0.9
 #    finished turn goes unanswered (in 5 one caller turn end in nine did, at the end of the sample).
 # 7: composition 6 whose long gaps reach 2 s (0.5-2.0 s, not 0.5-1.2 s): an answer can still come
 #    after the window in which the model has missed it.
-COMPOSITIONS = (1, 2, 3, 4, 5, 6, 7)
+
+
+@dataclass(frozen=True)
+class CompositionRules:
+    """What a composition changes in `compose` (the versions above)."""
+
+    false_starts: bool = False  # stage 3: the agent starts over a long caller turn that goes on
+    agent_timing: str = "human"  # the agent's answer gaps (`draw_gap`)
+    answer_last_turn: bool = False  # the agent answers the dialogue's last caller turn (`_last_answer`)
+    prompt_yield: bool = False  # 2: fast yield, and a sample ends 0.1 s after an unanswered last caller turn
+
+
+COMPOSITION_RULES = {
+    1: CompositionRules(),
+    2: CompositionRules(prompt_yield=True),
+    3: CompositionRules(false_starts=True),
+    4: CompositionRules(false_starts=True, agent_timing="prompt"),
+    5: CompositionRules(false_starts=True, agent_timing="informed"),
+    6: CompositionRules(false_starts=True, agent_timing="informed", answer_last_turn=True),
+    7: CompositionRules(false_starts=True, agent_timing="patient", answer_last_turn=True),
+}
+COMPOSITIONS = tuple(COMPOSITION_RULES)
 COMPOSITION = 5
 
 
@@ -292,7 +314,7 @@ def merge_segments(segs: list[list[float]], gap: float = 0.05) -> list[list[floa
     return [[round(a, 3), round(b, 3)] for a, b in out]
 
 
-FALSE_START_SHARE = 0.6  # of long caller turns (compositions 3-5)
+FALSE_START_SHARE = 0.6  # of long caller turns (compositions 3-7)
 
 
 def _false_start(agent: Channel, caller: Channel, events: dict, dialogue: dict, by_turn: dict, k: int,
@@ -358,13 +380,15 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
     t = float(rng.uniform(0.2, 1.2))
     turns = []  # {speaker, start, end, interrupted}
     events = {"callerEnds": [], "pauses": [], "interruptions": [], "backchannels": []}
-    # Composition 3's false starts (and 4's to 7's) draw from a stream of their own (spawning does
-    # not advance `rng`), so every other event is the same as in composition 1.
-    false_starts = composition in (3, 4, 5, 6, 7)
-    false_start_rng = rng.spawn(1)[0] if false_starts else None
-    if false_starts:
+    if composition not in COMPOSITION_RULES:
+        raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition}")
+    rules = COMPOSITION_RULES[composition]
+    # The false starts draw from a stream of their own (spawning does not advance `rng`), so every
+    # other event is the same as in composition 1.
+    false_start_rng = rng.spawn(1)[0] if rules.false_starts else None
+    if rules.false_starts:
         events["falseStarts"] = []
-    agent_timing = {4: "prompt", 5: "informed", 6: "informed", 7: "patient"}.get(composition, "human")
+    agent_timing = rules.agent_timing
     prev_end = t
     n_turns = len(dialogue["turns"])
     k = 0
@@ -420,7 +444,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
                         at + len(bc) / SAMPLE_RATE < a or at > b + 0.2 for a, b in hesitations):
                     e = ch[listener].place(at, bc)
                     events["backchannels"].append({"speaker": listener, "start": round(at, 3), "end": round(e, 3)})
-        if stage >= 3 and false_starts and speaker == "caller":
+        if stage >= 3 and rules.false_starts and speaker == "caller":
             _false_start(ch["agent"], ch["caller"], events, dialogue, by_turn, k, start, end, boundaries, hesitations,
                          false_start_rng)
         # interruption: the caller cuts into a long agent turn; the agent stops shortly after
@@ -429,7 +453,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             at = float(rng.uniform(start + 0.8, end - 0.6))
             # Composition 2: the agent stands for what we want of the model, yielding at once (a
             # person takes 0.2-0.5 s). One draw either way, so the other events stay the same.
-            stop = at + float(rng.uniform(*((0.05, 0.3) if composition == 2 else (0.1, 0.45))))
+            stop = at + float(rng.uniform(*((0.05, 0.3) if rules.prompt_yield else (0.1, 0.45))))
             ch["agent"].cut(stop)
             turn["end"] = round(stop, 3)
             turn["interrupted"] = True
@@ -452,11 +476,11 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             events["callerEnds"].append(round(end, 3))
         prev_end = max(end, ch["agent"].end if speaker == "agent" else end)
         k += 1
-    if composition in (6, 7) and turns and turns[-1]["speaker"] == "caller":
+    if rules.answer_last_turn and turns and turns[-1]["speaker"] == "caller":
         # from a stream of its own, spawned after the false starts' (spawning does not advance `rng`)
         _last_answer(ch["agent"], turns, pieces, prev_end, stage, agent_timing, rng.spawn(1)[0])
     after = float(rng.uniform(0.5, 1.5)) if tail is None else tail
-    if (composition == 2 and tail is None and turns and turns[-1]["speaker"] == "caller"
+    if (rules.prompt_yield and tail is None and turns and turns[-1]["speaker"] == "caller"
             and ch["caller"].end > ch["agent"].end):
         # The dialogue's last caller turn has no answer in the text; the silence after it is the
         # only place where a finished turn goes unanswered (one caller turn end in nine), and so

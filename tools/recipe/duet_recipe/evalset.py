@@ -67,12 +67,14 @@ def _answer(agent: Channel, voices, sents_agent, rng, at: float, n: int = 1) -> 
         t += float(rng.uniform(0.08, 0.25))
 
 
+FILLERS = tuple(sorted({h for h in HESITATIONS if h.strip(", ")}))  # ", um," ...: the hesitations with a word
+
+
 def pause_cue(fragment: str) -> str:
     """What tells a listener that a hesitation is not a turn end: a filler ("um", "uh", "er"), or
     only the continuation intonation of a bare comma (which the default 128 k-means units keep
     little of: tools/recipe/README.md)."""
-    fillers = tuple({h for h in HESITATIONS if h.strip(", ")})  # ", um," ...: the ones with a word
-    return "filler" if fragment.rstrip().endswith(fillers) else "intonation"
+    return "filler" if fragment.rstrip().endswith(FILLERS) else "intonation"
 
 
 def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny: bool) -> dict:
