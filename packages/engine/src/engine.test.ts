@@ -200,6 +200,21 @@ describe('SyncEngine', () => {
     await other.close();
   });
 
+  it('a call opened with its first agent units goes on from them', async () => {
+    const engine = await engineWith(1);
+    const s0 = engine.backend.info.vocabulary.s0;
+    const unit = (u: number) => engine.backend.info.vocabulary.unitBase + u;
+    // A prompt whose agent chunk ends on unit 9; the first chunk goes on into unit 3.
+    engine.openCall({ callId: 'p', seed: 1, prefix: [s0, unit(9)], firstAgentUnits: [9, 9, 3, 3] });
+    const report = (await drive(engine, 1))[0];
+    const chunk = report?.calls[0]?.agentChunk;
+    if (!chunk) throw new Error('no agent chunk');
+    // Dedup goes on across the opening: unit 3 is never written twice in a row.
+    expect(chunk.units[0]).not.toBe(3);
+    if (chunk.units.length === 0) expect(chunk.expanded).toEqual(new Array(geometry.unitsPerChunk).fill(3));
+    await engine.close();
+  });
+
   it('step() must not overlap the previous step', async () => {
     const engine = await engineWith(1);
     engine.openCall({ callId: 'a' });

@@ -48,6 +48,11 @@ export interface OpenCallOptions {
    * its first chunks are expanded for the vocoder as a continuation of that unit.
    */
   readonly lastAgentUnit?: number;
+  /**
+   * The agent's units of the call's first chunk (raw, at most U), which the engine otherwise
+   * opens silent: a prompt's next agent chunk, so that speech going on at its end goes on.
+   */
+  readonly firstAgentUnits?: readonly number[];
 }
 
 export interface CallTickReport {
@@ -181,6 +186,7 @@ export class SyncEngine {
       firstChunk: this.nextTick,
       maxLateChunks: this.options.maxLateChunks ?? 2,
       prefix: options.prefix ?? [],
+      ...(options.firstAgentUnits ? { firstAgentUnits: options.firstAgentUnits } : {}),
       agentTokens: this.options.agentTokens ?? 'units',
       retainTokens: this.options.retainTokens ?? 8192,
     });
@@ -191,7 +197,8 @@ export class SyncEngine {
       timeline,
       sampling,
       rng: createRng(options.seed ?? seedOf(options.callId)),
-      lastAgentUnit: options.lastAgentUnit,
+      // The first chunk's last unit is what an empty next chunk continues (expandChunk).
+      lastAgentUnit: options.firstAgentUnits?.at(-1) ?? options.lastAgentUnit,
       closing: false,
       feed: [],
       position: 0,

@@ -126,8 +126,10 @@ export async function generateContinuations(
     for (const item of group) {
       const total = item.callerUnits.length;
       const p = Math.min(item.promptChunks, total);
+      // The engine's first chunk (item chunk p) is the ground truth's after a prompt, silent without one.
+      const firstAgentUnits = p > 0 ? (item.agentUnits[p] ?? []) : [];
       const agentChunks = item.agentUnits.slice(0, p).map((c) => c.slice());
-      // The engine's first chunk is silent by construction (it starts speaking at the next one).
+      if (firstAgentUnits.length > 0) agentChunks.push(firstAgentUnits.slice());
       while (agentChunks.length < total) agentChunks.push(new Array<number>(u).fill(options.silenceUnit));
       const callerChunks = item.callerUnits.slice(0, p).map((c) => c.slice());
       while (callerChunks.length < total) callerChunks.push(new Array<number>(u).fill(options.silenceUnit));
@@ -140,6 +142,7 @@ export async function generateContinuations(
         callId: item.id,
         seed: item.seed,
         prefix: promptTokens(vocab, item.agentUnits, item.callerUnits, p),
+        firstAgentUnits,
       });
       live.set(item.id, { item, result, lastTick });
     }

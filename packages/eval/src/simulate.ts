@@ -173,9 +173,9 @@ export async function simulateAgents(options: SimulateOptions): Promise<Simulati
     const b = d.bUnits.slice(0, p).map((c) => c.slice());
     while (a.length < p) a.push(fill());
     while (b.length < p) b.push(fill());
-    // The engines open each call with a silent first chunk.
-    a.push(fill());
-    b.push(fill());
+    // Each engine's first chunk: the dialogue's next chunk after a prompt (it goes on), else silent.
+    a.push(p > 0 && d.aUnits[p] ? d.aUnits[p].slice() : fill());
+    b.push(p > 0 && d.bUnits[p] ? d.bUnits[p].slice() : fill());
     return { id: d.id, a, b };
   });
   try {
@@ -212,6 +212,7 @@ export async function simulateAgents(options: SimulateOptions): Promise<Simulati
           callId: callId(d.id, side.name),
           seed: (options.seed ?? 1) * 7919 + i * 2 + (side.name === 'a' ? 0 : 1),
           prefix: promptTokens(side.engine.backend.info.vocabulary, own, other, d.promptChunks),
+          firstAgentUnits: d.promptChunks > 0 ? (own[d.promptChunks] ?? []) : [],
         });
       }
     }
@@ -273,9 +274,9 @@ export async function simulateAgents(options: SimulateOptions): Promise<Simulati
           producedAtMs: BigInt(Date.now()),
         }).finish(),
       );
-    for (const d of options.dialogues)
-      for (const s of sides)
-        publishAgent(callId(d.id, s.name), 0, new Array<number>(u).fill(options.silenceUnit));
+    // Each agent's first chunk (channels[i].a / .b at the prompt's end), heard by the peer as usual.
+    for (const [i, d] of options.dialogues.entries())
+      for (const s of sides) publishAgent(callId(d.id, s.name), 0, channels[i]![s.name][d.promptChunks]!);
     await nc.flush();
 
     // 5. The tick loop: one step of both agents per clock tick, after the phase wait.

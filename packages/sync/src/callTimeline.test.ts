@@ -74,6 +74,53 @@ describe('CallTimeline', () => {
     expect(tl.history().tokens).toEqual([20, 21, 12, 13, 20, 15]);
   });
 
+  it('carries deduplication over from a prefix in the chunk format', () => {
+    // A prompt of two chunks: the agent's last unit is 2 (token 12), the user's 3 (token 13).
+    const prefix = [20, 21, 11, 20, 12, 21, 13];
+    const tl = new CallTimeline({
+      vocabulary: vocab,
+      geometry: chunkGeometry(160),
+      firstChunk: 0,
+      maxLateChunks: 1,
+      prefix,
+    });
+    expect(tl.history().tokens).toEqual([...prefix, 20]);
+    tl.beginTick();
+    tl.accept(21);
+    expect(tl.filter().banned).toEqual([13]); // the user's prompt ended on unit 3
+    tl.accept(14);
+    tl.accept(20);
+    expect(tl.filter().banned).toEqual([12]); // the agent's prompt ended on unit 2
+    tl.accept(15);
+    tl.accept(20);
+    tl.endTick();
+    // A real user chunk that goes on with the prompt's last unit loses it to deduplication.
+    expect(tl.submitUserChunk(0, [3, 3, 6, 6])).toBe('accepted');
+    tl.beginTick();
+    expect(tl.history().tokens).toEqual([...prefix, 20, 21, 16, 20, 15]);
+  });
+
+  it('opens with the given first agent units, deduplicated against the prefix', () => {
+    const g = chunkGeometry(160);
+    const open = (firstAgentUnits: number[]) =>
+      new CallTimeline({
+        vocabulary: vocab,
+        geometry: g,
+        firstChunk: 0,
+        maxLateChunks: 1,
+        prefix: [20, 12, 21, 13],
+        firstAgentUnits,
+      });
+    const tl = open([2, 2, 5, 5]); // the agent goes on from unit 2 into unit 5
+    expect(tl.history().tokens).toEqual([20, 12, 21, 13, 20, 15]);
+    tl.beginTick();
+    tl.accept(20); // the user is silent
+    expect(tl.filter().banned).toEqual([15]); // no repeat of the first chunk's last unit
+    expect(open([2, 2, 2, 2]).history().tokens).toEqual([20, 12, 21, 13, 20]); // holds unit 2
+    expect(() => open([1, 2, 3, 4, 5])).toThrow(/at most 4/);
+    expect(() => open([8])).toThrow(InvalidArgumentError);
+  });
+
   it('forces the closing tag when a chunk reaches U units', () => {
     const tl = timeline160();
     tl.beginTick();

@@ -26,8 +26,19 @@ export interface CallTimelineOptions {
   readonly firstChunk: number;
   /** How many ticks a real user chunk may lag behind its own chunk and still replace the prediction. */
   readonly maxLateChunks: number;
-  /** Tokens placed before the first chunk (e.g. a BOS or a text prompt). */
+  /**
+   * Tokens placed before the first chunk: a BOS or a text prompt, or earlier chunks in the
+   * chunk format (a teacher-forced prompt, a resumed call's history). The last unit after an
+   * `[S0]` and the last after an `[S1]` carry deduplication into the call, as if those chunks
+   * had been the call's own: neither side writes its previous unit again.
+   */
   readonly prefix?: readonly number[];
+  /**
+   * The agent's units of the first chunk (raw, at most U; deduplicated here). Default none:
+   * the agent is silent in its first chunk. A prompt that ends while the agent speaks gives the
+   * agent's next chunk here, so the call goes on mid-sentence instead of breaking off.
+   */
+  readonly firstAgentUnits?: readonly number[];
   /** 'units': the agent may only speak unit tokens (plus closing tags); 'any': any token. */
   readonly agentTokens?: AgentTokens;
   /** Retained tokens before the oldest mutable point; older ones are dropped. */
@@ -140,9 +151,26 @@ export class CallTimeline {
     this.retainTokens = options.retainTokens ?? 8192;
     this.current = firstChunk - 1;
     this.chunkBase = firstChunk;
-    // The agent's first chunk is silent: the model starts speaking at the chunk after it.
-    this.tokens = [...prefix, vocabulary.s0];
-    this.chunks.push(newChunk(firstChunk, prefix.length));
+    const last = lastUnitsOf(vocabulary, prefix);
+    this.droppedLastUser = last.user;
+    const firstAgent = options.firstAgentUnits ?? [];
+    if (firstAgent.length > geometry.unitsPerChunk) {
+      throw new InvalidArgumentError(
+        `firstAgentUnits has ${firstAgent.length} units, at most ${geometry.unitsPerChunk} fit a chunk`,
+      );
+    }
+    for (const [i, unit] of firstAgent.entries()) {
+      if (!Number.isInteger(unit) || unit < 0 || unit >= vocabulary.unitCount) {
+        throw new InvalidArgumentError(`firstAgentUnits[${i}] (${unit}) is not a unit id`);
+      }
+    }
+    this.droppedLastAgentToken = last.agent === undefined ? undefined : unitToken(vocabulary, last.agent);
+    const agent = dedupChunk(firstAgent, last.agent).map((unit) => unitToken(vocabulary, unit));
+    // The agent's first chunk: silent unless given (the model speaks from the chunk after it).
+    this.tokens = [...prefix, vocabulary.s0, ...agent];
+    const first = newChunk(firstChunk, prefix.length);
+    first.agent = agent;
+    this.chunks.push(first);
   }
 
   /** Absolute length of the token history. */
@@ -472,6 +500,27 @@ export class CallTimeline {
   private assertOpen(): void {
     if (this.phase === 'closed') throw new InvalidStateError('the call timeline is closed');
   }
+}
+
+/** The last agent (`[S0]`) and user (`[S1]`) unit in a prefix; tokens before any tag are neither's. */
+function lastUnitsOf(
+  v: TokenVocabulary,
+  prefix: readonly number[],
+): { agent: number | undefined; user: number | undefined } {
+  let speaker: 'agent' | 'user' | undefined;
+  let agent: number | undefined;
+  let user: number | undefined;
+  for (const t of prefix) {
+    if (t === v.s0) speaker = 'agent';
+    else if (t === v.s1) speaker = 'user';
+    else {
+      const unit = tokenToUnit(v, t);
+      if (unit === undefined || speaker === undefined) continue;
+      if (speaker === 'agent') agent = unit;
+      else user = unit;
+    }
+  }
+  return { agent, user };
 }
 
 function newChunk(index: number, agentStart: number): ChunkState {
