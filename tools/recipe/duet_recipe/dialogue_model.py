@@ -238,6 +238,13 @@ def train_stage(data: Path, work: Path, *, stage: int, init: Path | None = None,
             # Resuming on other data would mix two corpora under one checkpoint without a trace.
             raise DialogueRecipeError(f"{work} holds stage {stage} trained on other dialogue data "
                                       f"({st['settings'].get('data')}, now {settings['data']}); use another --work")
+        changed = [k for k in ("lr", "decisionWeight", "pauseWeight", "interruptionWeight")
+                   if k in st["settings"] and st["settings"][k] != settings[k]]
+        if changed:
+            # Finished or half-done training under other weights is not this run's: say so, do not mix.
+            raise DialogueRecipeError(f"{work} holds stage {stage} trained with other settings ("
+                                      + ", ".join(f"{k} {st['settings'][k]}, now {settings[k]}" for k in changed)
+                                      + "); use another --work or remove it")
         model.load_state_dict(st["model"])
         model.to(device)
         opt.load_state_dict(st["opt"])

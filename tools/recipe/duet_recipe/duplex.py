@@ -73,6 +73,7 @@ CALLER_HESITATION = 0.9
 #    finished turn goes unanswered (in 5 one caller turn end in nine did, at the end of the sample).
 # 7: composition 6 whose long gaps reach 2 s (0.5-2.0 s, not 0.5-1.2 s): an answer can still come
 #    after the window in which the model has missed it.
+# 8: composition 5 whose interrupted agent stops 0.05-0.3 s after the caller starts (2's fast yield).
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,19 @@ class CompositionRules:
     false_starts: bool = False  # stage 3: the agent starts over a long caller turn that goes on
     agent_timing: str = "human"  # the agent's answer gaps (`draw_gap`)
     answer_last_turn: bool = False  # the agent answers the dialogue's last caller turn (`_last_answer`)
-    prompt_yield: bool = False  # 2: fast yield, and a sample ends 0.1 s after an unanswered last caller turn
+    fast_yield: bool = False  # an interrupted agent stops 0.05-0.3 s after the caller starts (not 0.1-0.45 s)
+    end_unanswered: bool = False  # 2: a sample ends 0.1 s after an unanswered last caller turn
 
 
 COMPOSITION_RULES = {
     1: CompositionRules(),
-    2: CompositionRules(prompt_yield=True),
+    2: CompositionRules(fast_yield=True, end_unanswered=True),
     3: CompositionRules(false_starts=True),
     4: CompositionRules(false_starts=True, agent_timing="prompt"),
     5: CompositionRules(false_starts=True, agent_timing="informed"),
     6: CompositionRules(false_starts=True, agent_timing="informed", answer_last_turn=True),
     7: CompositionRules(false_starts=True, agent_timing="patient", answer_last_turn=True),
+    8: CompositionRules(false_starts=True, agent_timing="informed", fast_yield=True),
 }
 COMPOSITIONS = tuple(COMPOSITION_RULES)
 COMPOSITION = 5
@@ -453,7 +456,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
             at = float(rng.uniform(start + 0.8, end - 0.6))
             # Composition 2: the agent stands for what we want of the model, yielding at once (a
             # person takes 0.2-0.5 s). One draw either way, so the other events stay the same.
-            stop = at + float(rng.uniform(*((0.05, 0.3) if rules.prompt_yield else (0.1, 0.45))))
+            stop = at + float(rng.uniform(*((0.05, 0.3) if rules.fast_yield else (0.1, 0.45))))
             ch["agent"].cut(stop)
             turn["end"] = round(stop, 3)
             turn["interrupted"] = True
@@ -480,7 +483,7 @@ def compose(plan: dict, dialogue: dict, stage: int, rng: np.random.Generator, *,
         # from a stream of its own, spawned after the false starts' (spawning does not advance `rng`)
         _last_answer(ch["agent"], turns, pieces, prev_end, stage, agent_timing, rng.spawn(1)[0])
     after = float(rng.uniform(0.5, 1.5)) if tail is None else tail
-    if (rules.prompt_yield and tail is None and turns and turns[-1]["speaker"] == "caller"
+    if (rules.end_unanswered and tail is None and turns and turns[-1]["speaker"] == "caller"
             and ch["caller"].end > ch["agent"].end):
         # The dialogue's last caller turn has no answer in the text; the silence after it is the
         # only place where a finished turn goes unanswered (one caller turn end in nine), and so
