@@ -101,6 +101,11 @@ export interface ResumePlan {
   readonly chunks: HistoryEntry[];
   /** Chunks whose user part came from DUET_UNITS (real units the dead worker never applied or predicted). */
   readonly fromStream: number;
+  /**
+   * The agent's units of chunk `resumeChunk` when the history holds them (the previous worker
+   * generated and published them: a handover), for the engine to open with; else none (silent).
+   */
+  readonly firstAgentUnits: number[];
 }
 
 /**
@@ -108,7 +113,8 @@ export interface ResumePlan {
  * chunk from the oldest stored one up to resumeChunk - 1. A real chunk from the units stream
  * beats what the history holds (a prediction, or nothing for chunks after its last tick);
  * chunks after the history's last one have a silent agent (nobody generated them). The chunk
- * `resumeChunk` itself is opened by the engine with a silent agent part.
+ * `resumeChunk` itself opens with the agent units the history holds for it (the caller heard
+ * them), else silent.
  */
 export function planResume(
   vocab: TokenVocabulary,
@@ -147,5 +153,8 @@ export function planResume(
     const last = user[user.length - 1];
     if (last !== undefined) prev = last;
   }
-  return { prefix, chunks, fromStream };
+  const first = byIndex.get(resumeChunk);
+  const firstAgentUnits = [...(first?.agentUnits ?? [])];
+  if (first) chunks.push({ index: resumeChunk, agent: [...firstAgentUnits], user: [], real: false });
+  return { prefix, chunks, fromStream, firstAgentUnits };
 }

@@ -141,6 +141,18 @@ describe('planResume', () => {
       [6, [4, 5], [], false],
       [7, [], [], false],
     ]);
+    expect(plan.firstAgentUnits).toEqual([]);
+  });
+  it('opens the resume chunk with the agent units the history holds for it (a handover)', () => {
+    const plan = planResume(vocab, stored, new Map(), 6);
+    expect(plan.firstAgentUnits).toEqual([4, 5]);
+    expect(plan.chunks.map((c) => [c.index, c.agent, c.user])).toEqual([
+      [4, [1, 2], [10, 11]],
+      [5, [3], [12]],
+      [6, [4, 5], []],
+    ]);
+    // The prefix ends before chunk 6: the engine writes its [S0] and the agent units itself.
+    expect(plan.prefix.filter((t) => t === vocab.s0)).toHaveLength(2);
   });
 });
 

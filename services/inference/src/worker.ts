@@ -311,6 +311,7 @@ export class InferenceWorker {
     resumeChunk: number;
     prefix?: number[];
     lastAgentUnit?: number;
+    firstAgentUnits?: number[];
     tracker?: CallHistoryTracker;
     sub?: Subscription;
     counters?: { late: number; predicted: number };
@@ -321,6 +322,7 @@ export class InferenceWorker {
       seed: options.seed,
       ...(options.prefix ? { prefix: options.prefix } : {}),
       ...(options.lastAgentUnit !== undefined ? { lastAgentUnit: options.lastAgentUnit } : {}),
+      ...(options.firstAgentUnits?.length ? { firstAgentUnits: options.firstAgentUnits } : {}),
     });
     const call: WorkerCall = {
       callId: options.callId,
@@ -334,7 +336,7 @@ export class InferenceWorker {
       buffer: undefined,
       lastTick: options.firstTick + options.resumeChunk - 1,
       lastTickAtMs: 0,
-      lastAgentUnit: options.lastAgentUnit,
+      lastAgentUnit: options.firstAgentUnits?.at(-1) ?? options.lastAgentUnit,
       lateUserChunks: options.counters?.late ?? 0,
       predictedUserChunks: options.counters?.predicted ?? 0,
       historyBusy: false,
@@ -895,6 +897,7 @@ export class InferenceWorker {
         resumeChunk,
         prefix: plan.prefix,
         ...(history?.hasLastAgentUnit ? { lastAgentUnit: history.lastAgentUnit } : {}),
+        firstAgentUnits: plan.firstAgentUnits,
         tracker,
         sub,
         counters: {
