@@ -275,8 +275,10 @@ export async function simulateAgents(options: SimulateOptions): Promise<Simulati
         }).finish(),
       );
     // Each agent's first chunk (channels[i].a / .b at the prompt's end), heard by the peer as usual.
-    for (const [i, d] of options.dialogues.entries())
-      for (const s of sides) publishAgent(callId(d.id, s.name), 0, channels[i][s.name][d.promptChunks]!);
+    for (const [i, d] of options.dialogues.entries()) {
+      const channel = channels[i]!;
+      for (const s of sides) publishAgent(callId(d.id, s.name), 0, channel[s.name][d.promptChunks]!);
+    }
     await nc.flush();
 
     // 5. The tick loop: one step of both agents per clock tick, after the phase wait.
