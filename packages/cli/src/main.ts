@@ -135,7 +135,8 @@ program
   .option('--dialogues <n>', 'at most n dialogues (run together)', positiveInt)
   .option('--out <dir>', 'where to write the stereo WAVs and simulate.md/json', '.cache/eval/simulate')
   .option('--nats <url>', 'use this NATS, with a clock already ticking (default: start nats-server + clock)')
-  .option('--seed <n>', 'sampling seed', positiveInt, 1)
+  .option('--seed <n>', 'sampling seed (of the first run)', positiveInt, 1)
+  .option('--runs <n>', 'runs per latency (seeds seed, seed+1, ...); r over all of them', positiveInt, 1)
   .action(async (opts) => {
     await runSimulateCommand(opts);
   });

@@ -34,17 +34,32 @@ export interface RunSimulateOptions {
   /** Use this NATS (with a clock already ticking at chunkMs) instead of starting nats-server + clock. */
   readonly natsUrl?: string;
   readonly outDir?: string;
+  /** Sampling seed of the first run (default 1); run k uses seed + k. */
   readonly seed?: number;
+  /**
+   * Runs per latency (default 1), each with its own seed; r is computed over the pairs of all
+   * runs together (each generated dialogue against its ground truth), which estimates the same
+   * correlation as one run with less sampling noise (one run's r moves by 0.15 between seeds).
+   */
+  readonly runs?: number;
   readonly log?: (line: string) => void;
 }
 
 export interface LatencyResult {
   readonly latencyMs: number;
+  /** The first run's engine statistics (steps, late steps, admissions). */
   readonly run: SimulationRun['stats'];
-  /** Turn-taking statistics per dialogue (A = the eval set's agent side, B = its caller side). */
+  /** Turn-taking statistics per dialogue (A = the eval set's agent side, B = its caller side), every run's in turn. */
   readonly stats: readonly TurnTakingStats[];
-  /** vs the ground-truth continuations (null without an eval set). */
+  /** vs the ground-truth continuations, over every run's dialogues (null without an eval set). */
   readonly r: TurnTakingCorrelation | null;
+  /** Each run's seed, engine statistics and r on its own. */
+  readonly runs: readonly {
+    readonly seed: number;
+    readonly run: SimulationRun['stats'];
+    readonly r: TurnTakingCorrelation | null;
+  }[];
+  /** The first run's speech segments. */
   readonly segments: readonly {
     readonly id: string;
     readonly a: readonly Segment[];
@@ -127,41 +142,58 @@ export async function runSimulate(options: RunSimulateOptions): Promise<Simulate
         )
       : null;
 
+    const runs = options.runs ?? 1;
+    if (!Number.isSafeInteger(runs) || runs < 1)
+      throw new Error(`runs must be a positive integer, got ${runs}`);
+    const firstSeed = options.seed ?? 1;
     const results: LatencyResult[] = [];
     for (const latencyMs of options.latenciesMs) {
-      log(`simulate: ${dialogues.length} dialogue(s), ${seconds} s, one-way latency ${latencyMs} ms`);
-      const run = await simulateAgents({
-        natsUrl,
-        model,
-        latencyMs,
-        chunkMs,
-        dialogues,
-        chunks,
-        silenceUnit: codec.silenceUnit,
-        unitCount: codec.unitCount,
-        ...(options.seed !== undefined ? { seed: options.seed } : {}),
-        log,
-      });
-      const audio = await vocodeChunks(
-        codec,
-        run.channels.flatMap((c) => [c.a, c.b]),
-      );
-      const segs = await vad.detect(audio);
-      const segments = run.channels.map((c, i) => ({ id: c.id, a: segs[2 * i]!, b: segs[2 * i + 1]! }));
-      const stats = segments.map((s, i) => {
-        const w = windowOf(i, dialogues[i]!.promptChunks);
-        return turnTakingStats(clipSegments(s.a, w.from, w.to), clipSegments(s.b, w.from, w.to));
-      });
-      const r = truth ? turnTakingCorrelation(stats, truth) : null;
-      results.push({ latencyMs, run: run.stats, stats, r, segments });
-      if (options.outDir) {
-        await mkdir(options.outDir, { recursive: true });
-        for (const [i, c] of run.channels.entries())
-          await writeFile(
-            join(options.outDir, `${c.id}-latency${latencyMs}.wav`),
-            encodeWav({ sampleRate: 16000, channels: [audio[2 * i]!, audio[2 * i + 1]!] }),
-          );
+      const perRun: LatencyResult['runs'][number][] = [];
+      const stats: TurnTakingStats[] = [];
+      let segments: LatencyResult['segments'] = [];
+      for (let k = 0; k < runs; k++) {
+        const seed = firstSeed + k;
+        log(
+          `simulate: ${dialogues.length} dialogue(s), ${seconds} s, one-way latency ${latencyMs} ms` +
+            (runs > 1 ? `, run ${k + 1}/${runs} (seed ${seed})` : ''),
+        );
+        const run = await simulateAgents({
+          natsUrl,
+          model,
+          latencyMs,
+          chunkMs,
+          dialogues,
+          chunks,
+          silenceUnit: codec.silenceUnit,
+          unitCount: codec.unitCount,
+          seed,
+          log,
+        });
+        const audio = await vocodeChunks(
+          codec,
+          run.channels.flatMap((c) => [c.a, c.b]),
+        );
+        const segs = await vad.detect(audio);
+        const runSegments = run.channels.map((c, i) => ({ id: c.id, a: segs[2 * i]!, b: segs[2 * i + 1]! }));
+        const runStats = runSegments.map((s, i) => {
+          const w = windowOf(i, dialogues[i]!.promptChunks);
+          return turnTakingStats(clipSegments(s.a, w.from, w.to), clipSegments(s.b, w.from, w.to));
+        });
+        stats.push(...runStats);
+        perRun.push({ seed, run: run.stats, r: truth ? turnTakingCorrelation(runStats, truth) : null });
+        if (k > 0) continue;
+        segments = runSegments;
+        if (options.outDir) {
+          await mkdir(options.outDir, { recursive: true });
+          for (const [i, c] of run.channels.entries())
+            await writeFile(
+              join(options.outDir, `${c.id}-latency${latencyMs}.wav`),
+              encodeWav({ sampleRate: 16000, channels: [audio[2 * i]!, audio[2 * i + 1]!] }),
+            );
+        }
       }
+      const r = truth ? turnTakingCorrelation(stats, Array.from({ length: runs }, () => truth).flat()) : null;
+      results.push({ latencyMs, run: perRun[0]!.run, stats, r, runs: perRun, segments });
     }
     const markdown = simulateMarkdown(model, untrained, results, seconds);
     const json = {
@@ -175,6 +207,7 @@ export async function runSimulate(options: RunSimulateOptions): Promise<Simulate
         latencyMs: r.latencyMs,
         run: r.run,
         r: r.r,
+        runs: r.runs,
         stats: r.stats,
         segments: r.segments,
       })),
@@ -231,7 +264,18 @@ export function simulateMarkdown(
       '',
       'Turn-taking vs the ground-truth continuation (Pearson r of mean durations):',
       '',
-      correlationTable(withR.map((r) => ({ label: `${r.latencyMs} ms`, r: r.r! }))),
+      correlationTable(
+        withR.flatMap((r) => [
+          {
+            label: r.runs.length > 1 ? `${r.latencyMs} ms, ${r.runs.length} runs` : `${r.latencyMs} ms`,
+            r: r.r!,
+          },
+          // Each run on its own, when there are several: how much one run's r moves.
+          ...(r.runs.length > 1
+            ? r.runs.map((x) => ({ label: `${r.latencyMs} ms, seed ${x.seed}`, r: x.r! }))
+            : []),
+        ]),
+      ),
     );
   }
   return `${lines.join('\n')}\n`;

@@ -109,7 +109,7 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(report.settings.sampling).toBe('temperature 0.7, top-p 0.9, timing temperature 1, seed 1');
   });
 
-  it('duet simulate runs two agents on the clock at 160 ms one-way latency', async () => {
+  it('duet simulate runs two agents on the clock at 160 ms one-way latency, twice', async () => {
     const out = join(dir, 'simulate');
     const r = await duet([
       'simulate',
@@ -125,13 +125,22 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
       out,
       '--model',
       tiny,
+      '--runs',
+      '2',
+      '--seed',
+      '5',
     ]);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'simulate.json'), 'utf8'));
+    // Two runs (seeds 5 and 6), each scored alone, and r over both runs' dialogues.
+    expect(report.results[0].runs.map((x: { seed: number }) => x.seed)).toEqual([5, 6]);
+    expect(report.results[0].stats).toHaveLength(4);
+    expect(report.results[0].r.pairs).toBe(8);
+    expect(report.results[0].runs[1].r.pairs).toBe(4);
     const run = report.results[0];
     expect(run.latencyMs).toBe(160);
-    // 3 s = 19 chunks after the prompt: 18 steps of both agents (the first chunk is silent).
+    // 3 s = 19 chunks after the prompt: 18 steps of both agents (the first chunk is the prompt's next).
     expect(run.run.steps).toBe(18);
     // Every delivered chunk was taken (160 ms late is within maxLateChunks), none lost to lateness.
     expect(run.run.admissions.late).toBe(0);

@@ -61,6 +61,7 @@ export interface SimulateCommandOptions {
   readonly out: string;
   readonly nats?: string;
   readonly seed: number;
+  readonly runs: number;
 }
 
 /** `duet simulate`: two agents over nats-server + the clock service with a one-way latency. */
@@ -76,6 +77,7 @@ export async function runSimulateCommand(o: SimulateCommandOptions): Promise<voi
     seconds: o.seconds,
     outDir: o.out,
     seed: o.seed,
+    runs: o.runs,
     log,
   });
   process.stdout.write(result.markdown);

@@ -58,8 +58,10 @@ const sim = await runSimulate({
   evalSet: evalset,
   model: evaluation.model,
   seconds: quick ? 6 : 20,
-  // All of the recipe set's dialogues (24): with 8, r moved by 0.1-0.2 between runs.
+  // All of the recipe set's dialogues (24): with 8, r moved by 0.1-0.2 between runs; and with
+  // 24, one run's r still moves by 0.15 between seeds, so r is over four runs' dialogues.
   dialogues: quick ? 3 : 24,
+  runs: quick ? 1 : 4,
   outDir: join(repoRoot, '.cache/eval/bench-simulate'),
   log,
 });
@@ -68,6 +70,14 @@ process.stdout.write(`${sim.markdown}\n`);
 const r0 = sim.results.find((r) => r.latencyMs === 0)?.r?.average ?? null;
 const r240 = sim.results.find((r) => r.latencyMs === 240)?.r?.average ?? null;
 const round = (x: number | null) => (x === null ? null : Math.round(x * 1000) / 1000);
+function perRunDifference(): (number | null)[] {
+  const at = (ms: number) => sim.results.find((r) => r.latencyMs === ms)?.runs ?? [];
+  return at(0).map((run, k) => {
+    const a = run.r?.average ?? null;
+    const b = at(240)[k]?.r?.average ?? null;
+    return a === null || b === null ? null : round(b - a);
+  });
+}
 const s = evaluation.json.summary as Record<string, number | null>;
 console.log(
   JSON.stringify({
@@ -96,7 +106,10 @@ console.log(
     two_agent_r_240: round(r240),
     // r at 240 ms minus r at 0 ms (the goal: within 0.05 of it).
     two_agent_r_240_vs_0: r0 === null || r240 === null ? null : round(r240 - r0),
-    two_agent_late_steps: sim.results.map((r) => r.run.lateSteps),
+    two_agent_runs: sim.results[0]?.runs.length ?? 0,
+    // Each run's own difference (the runs at 0 and 240 ms share their seeds).
+    two_agent_r_240_vs_0_per_run: perRunDifference(),
+    two_agent_late_steps: sim.results.map((r) => r.runs.reduce((a, x) => a + x.run.lateSteps, 0)),
     wall_s: Math.round((performance.now() - started) / 100) / 10,
   }),
 );
