@@ -195,7 +195,7 @@ export async function runSimulate(options: RunSimulateOptions): Promise<Simulate
       const r = truth ? turnTakingCorrelation(stats, Array.from({ length: runs }, () => truth).flat()) : null;
       results.push({ latencyMs, run: perRun[0]!.run, stats, r, runs: perRun, segments });
     }
-    const markdown = simulateMarkdown(model, untrained, results, seconds);
+    const markdown = simulateMarkdown(model, untrained, results, seconds, truth);
     const json = {
       format: 'duet.simulate-report',
       version: 1,
@@ -225,12 +225,21 @@ export async function runSimulate(options: RunSimulateOptions): Promise<Simulate
   }
 }
 
+/** Mean seconds of speech (IPUs) of one side per dialogue. */
+export function speechPerSide(stats: readonly TurnTakingStats[], side: 'agent' | 'caller'): number | null {
+  if (stats.length === 0) return null;
+  return stats.reduce((a, s) => a + s[side].ipu.totalS, 0) / stats.length;
+}
+
 export function simulateMarkdown(
   model: string,
   untrained: boolean,
   results: readonly LatencyResult[],
   seconds: number,
+  truth: readonly TurnTakingStats[] | null = null,
 ): string {
+  const speech = (stats: readonly TurnTakingStats[]) =>
+    `A ${fmt(speechPerSide(stats, 'agent'), 1)} s, B ${fmt(speechPerSide(stats, 'caller'), 1)} s`;
   const lines = [
     '# Two agents over the clock',
     '',
@@ -258,6 +267,15 @@ export function simulateMarkdown(
       ]),
     ),
   ];
+  // How much each side speaks: r compares the shape of turn-taking, not whether anyone talks.
+  lines.push(
+    '',
+    `Speech per side and dialogue in the ${seconds} s: ` +
+      [
+        ...results.map((r) => `${r.latencyMs} ms ${speech(r.stats)}`),
+        ...(truth ? [`ground truth ${speech(truth)}`] : []),
+      ].join('; '),
+  );
   const withR = results.filter((r) => r.r);
   if (withR.length) {
     lines.push(

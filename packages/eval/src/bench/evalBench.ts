@@ -10,7 +10,8 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from '@duet/engine/tiny';
 import { writeSyntheticEvalSet } from '../fixture.js';
 import { DEFAULT_EVALSET, runEval } from '../runEval.js';
-import { runSimulate } from '../runSimulate.js';
+import { runSimulate, speechPerSide } from '../runSimulate.js';
+import type { TurnTakingStats } from '../turnTaking.js';
 
 const { values } = parseArgs({
   // `pnpm bench:eval -- --model m` hands the script a literal `--` first: skip it.
@@ -70,6 +71,15 @@ process.stdout.write(`${sim.markdown}\n`);
 const r0 = sim.results.find((r) => r.latencyMs === 0)?.r?.average ?? null;
 const r240 = sim.results.find((r) => r.latencyMs === 240)?.r?.average ?? null;
 const round = (x: number | null) => (x === null ? null : Math.round(x * 1000) / 1000);
+function bothSides(stats: readonly TurnTakingStats[]): number | null {
+  const a = speechPerSide(stats, 'agent');
+  const b = speechPerSide(stats, 'caller');
+  return a === null || b === null ? null : (a + b) / 2;
+}
+function speechAt(ms: number): number | null {
+  const r = sim.results.find((x) => x.latencyMs === ms);
+  return r ? bothSides(r.stats) : null;
+}
 function perRunDifference(): (number | null)[] {
   const at = (ms: number) => sim.results.find((r) => r.latencyMs === ms)?.runs ?? [];
   return at(0).map((run, k) => {
@@ -107,6 +117,10 @@ console.log(
     // r at 240 ms minus r at 0 ms (the goal: within 0.05 of it).
     two_agent_r_240_vs_0: r0 === null || r240 === null ? null : round(r240 - r0),
     two_agent_runs: sim.results[0]?.runs.length ?? 0,
+    // Seconds each side speaks per dialogue (20 s generated): at 0 and 240 ms, and the ground truth.
+    two_agent_speech_s_0: round(speechAt(0)),
+    two_agent_speech_s_240: round(speechAt(240)),
+    two_agent_speech_s_truth: sim.truth ? round(bothSides(sim.truth)) : null,
     // Each run's own difference (the runs at 0 and 240 ms share their seeds).
     two_agent_r_240_vs_0_per_run: perRunDifference(),
     two_agent_late_steps: sim.results.map((r) => r.runs.reduce((a, x) => a + x.run.lateSteps, 0)),
