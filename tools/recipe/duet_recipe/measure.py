@@ -3,8 +3,9 @@
 Per item: the caller and ground-truth agent WAVs are tokenised with the default tokenizer; the
 model runs the SyncLLM loop on a Hugging Face checkpoint (KV cache, the sequence of
 `sequence.interleave`): at tick n it predicts the caller's chunk n (`[S1]` + units or nothing),
-then writes `[S0]` and the agent's units of chunk n+1 -- the ground truth while
-`(n+1) * chunk < promptSeconds`, else sampled (temperature / top-p as the engine's defaults, unit
+then writes `[S0]` and the agent's units of chunk n+1 -- the ground truth up to and including
+the prompt's last chunk boundary (`n+1 <= promptSeconds / chunk`, as `duet eval` opens the engine
+with the ground truth's next chunk), else sampled (temperature / top-p as the engine's defaults, unit
 tokens and the two tags only, the previous agent unit banned, a tag closes the chunk, at most U
 units); then the prediction is rolled back (cache cropped) and the caller's real chunk n and the
 agent's chunk are fed again: the engine's loop when every caller chunk arrives on time.
@@ -143,7 +144,9 @@ class LoopModel:
         for j in range(n):
             # tick j: context = agent chunks <= j, real caller chunks < j
             nxt = j + 1
-            generate = nxt >= prompt_chunks
+            # As the engine opens a call after a prompt: the agent's chunk at the prompt's end is
+            # the ground truth's too (it goes on speaking), the model's own start after it.
+            generate = nxt > prompt_chunks if prompt_chunks > 0 else True
             if generate and predict_user:
                 mark = state["length"] + len(state["pending"])
                 tok = sample("open", None)

@@ -174,7 +174,7 @@ def test_caller_hesitation_share():
     with pytest.raises(SystemExit):
         main(["dialogue-data", "--out", "/tmp/never", "--caller-hesitation", "1.5"])
     with pytest.raises(SystemExit):
-        main(["dialogue-data", "--out", "/tmp/never", "--composition", "8"])
+        main(["dialogue-data", "--out", "/tmp/never", "--composition", "9"])
 
 
 def _piece(turn, speaker, kind, seconds):
