@@ -925,6 +925,8 @@ export class InferenceWorker {
           resumeChunk,
           lastTick: history ? Number(history.lastTick) : undefined,
           prefixTokens: plan.prefix.length,
+          // > 0 on a handover: the resume chunk goes on with what the caller already heard.
+          firstAgentUnits: plan.firstAgentUnits.length,
           realFromStream: plan.fromStream,
           loadedMs,
         },
