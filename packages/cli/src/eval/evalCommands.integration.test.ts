@@ -138,7 +138,9 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(report.results[0].stats).toHaveLength(4);
     expect(report.results[0].r.pairs).toBe(8);
     expect(report.results[0].runs[1].r.pairs).toBe(4);
-    expect(r.stdout).toMatch(/Speech per side and dialogue in the 3 s: 160 ms A \d+\.\d s, B \d+\.\d s; ground truth A/);
+    expect(r.stdout).toMatch(
+      /Speech per side and dialogue in the 3 s: 160 ms A \d+\.\d s, B \d+\.\d s; ground truth A/,
+    );
     const run = report.results[0];
     expect(run.latencyMs).toBe(160);
     // 3 s = 19 chunks after the prompt: 18 steps of both agents (the first chunk is the prompt's next).
