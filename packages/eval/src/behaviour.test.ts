@@ -3,6 +3,7 @@ import {
   mean,
   rate,
   scoreBackchannel,
+  scoreCallerBackchannel,
   scoreInterruption,
   scorePause,
   scoreTalkOver,
@@ -119,6 +120,35 @@ describe('scoreInterruption()', () => {
   });
   it('reports an agent that was silent at the interruption', () => {
     expect(scoreInterruption([[1, 4]], 5)).toEqual({ agentSpeaking: false, yielded: true, stopS: 0 });
+  });
+});
+
+describe('scoreCallerBackchannel()', () => {
+  const bc = { backchannelS: 3, backchannelEndS: 3.5 };
+  it('an agent that talks on through a caller back-channel did not yield', () => {
+    expect(scoreCallerBackchannel([[1, 6]], bc)).toEqual({
+      agentSpeaking: true,
+      speechAfterS: 2,
+      yielded: false,
+    });
+    // a short breath after it and on again is still going on
+    expect(
+      scoreCallerBackchannel(
+        [
+          [1, 3.7],
+          [4.2, 6],
+        ],
+        bc,
+      ),
+    ).toMatchObject({ yielded: false });
+  });
+  it('an agent that stops for it took it for an interruption', () => {
+    const r = scoreCallerBackchannel([[1, 3.8]], bc);
+    expect(r.yielded).toBe(true);
+    expect(r.speechAfterS).toBeCloseTo(0.3);
+  });
+  it('reports an agent that was silent when the caller back-channelled', () => {
+    expect(scoreCallerBackchannel([[0.5, 2]], bc)).toMatchObject({ agentSpeaking: false });
   });
 });
 

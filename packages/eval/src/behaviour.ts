@@ -167,6 +167,29 @@ export function scoreInterruption(
   return { agentSpeaking: true, yielded, stopS: yielded ? stopS : null };
 }
 
+/**
+ * A caller's back-channel over the agent ("mm-hm", Full-Duplex-Bench v1.5's user back-channel):
+ * the agent should go on. It yielded when it speaks less than `minS` (default 1 s) of the
+ * `windowS` (default 2 s) after the back-channel ends: it took the listener's signal for an
+ * interruption. Only an agent that was speaking when the back-channel began is tested.
+ */
+export function scoreCallerBackchannel(
+  agent: readonly Segment[],
+  event: { readonly backchannelS: number; readonly backchannelEndS: number },
+  options: { readonly windowS?: number; readonly minS?: number } = {},
+): { agentSpeaking: boolean; speechAfterS: number; yielded: boolean } {
+  const windowS = options.windowS ?? 2;
+  const minS = options.minS ?? 1;
+  const agentSpeaking = ipus(agent).some(([a, b]) => a <= event.backchannelS && b > event.backchannelS);
+  const from = event.backchannelEndS;
+  const to = from + windowS;
+  const speechAfterS = agent.reduce(
+    (sum, [a, b]) => sum + Math.max(0, Math.min(b, to) - Math.max(a, from)),
+    0,
+  );
+  return { agentSpeaking, speechAfterS, yielded: speechAfterS < minS };
+}
+
 /** Mean of the defined values, or null. */
 export function mean(values: readonly (number | null | undefined)[]): number | null {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));

@@ -5,7 +5,14 @@ import { decodeWav } from '@duet/audio';
 import { z } from 'zod';
 
 /** The eval-set manifest (`duet.evalset/1`) that `tools/recipe/duet-recipe eval-set` writes. */
-export const ITEM_KINDS = ['dialogue', 'pause', 'turn', 'backchannel', 'interruption'] as const;
+export const ITEM_KINDS = [
+  'dialogue',
+  'pause',
+  'turn',
+  'backchannel',
+  'interruption',
+  'callerbackchannel',
+] as const;
 export type ItemKind = (typeof ITEM_KINDS)[number];
 /** What tells a pause from a turn end: a filler ("um"), or only the caller's intonation. */
 export const PAUSE_CUES = ['filler', 'intonation'] as const;
@@ -30,6 +37,10 @@ const itemSchema = z
         pauseEndS: z.number().nonnegative().optional(),
         callerEndS: z.number().nonnegative().optional(),
         interruptS: z.number().nonnegative().optional(),
+        /** callerbackchannel items: the caller's back-channel over the agent, and the end of the agent's turn. */
+        backchannelS: z.number().nonnegative().optional(),
+        backchannelEndS: z.number().nonnegative().optional(),
+        agentEndS: z.number().nonnegative().optional(),
       })
       .strict()
       .default({}),
@@ -51,6 +62,7 @@ const itemSchema = z
     if (item.kind === 'pause') need(['pauseStartS', 'pauseEndS']);
     if (item.kind === 'turn') need(['callerEndS']);
     if (item.kind === 'interruption') need(['interruptS']);
+    if (item.kind === 'callerbackchannel') need(['backchannelS', 'backchannelEndS']);
     if (e.pauseStartS !== undefined && e.pauseEndS !== undefined && e.pauseEndS <= e.pauseStartS)
       ctx.addIssue({
         code: 'custom',

@@ -136,7 +136,15 @@ export async function writeSyntheticEvalSet(
   const chunkMs = options.chunkMs ?? 160;
   const chunkS = chunkMs / 1000;
   const rng = createRng(options.seed ?? 1);
-  const counts = { dialogue: 3, pause: 2, turn: 2, backchannel: 2, interruption: 2, ...options.counts };
+  const counts = {
+    dialogue: 3,
+    pause: 2,
+    turn: 2,
+    backchannel: 2,
+    interruption: 2,
+    callerbackchannel: 1,
+    ...options.counts,
+  };
   await mkdir(dir, { recursive: true });
   const items: EvalSetManifest['items'] = [];
   const pick = <T>(list: readonly T[]): T => list[Math.floor(rng.next() * list.length)]!;
@@ -292,6 +300,33 @@ export async function writeSyntheticEvalSet(
       interruptS: round3(interrupt),
       callerEndS: round3(callerEnd),
     });
+  }
+
+  // Last, so that the other kinds draw as before.
+  for (let i = 0; i < counts.callerbackchannel; i++) {
+    const v = voices();
+    const caller = new Track();
+    const agent = new Track();
+    const asked = caller.place(0.3, speak(pick(CALLER_LINES), v.caller));
+    const answerStart = asked + 0.3;
+    const longAnswer = `${pick(AGENT_LINES)}, ${pick(AGENT_LINES)}, and ${pick(AGENT_LINES)}`;
+    const agentEnd = agent.place(answerStart, speak(longAnswer, v.agent));
+    // The caller's "mm-hm" in the middle of it; the agent talks on.
+    const at = Math.min(answerStart + uniform(2.2, 2.8), agentEnd - 2.5);
+    const bcEnd = caller.place(at, speak(pick(BACKCHANNELS), v.caller));
+    await emit(
+      'callerbackchannel',
+      i,
+      caller,
+      agent,
+      ceilChunk(agentEnd + 0.5),
+      ceilChunk(answerStart + 1.2),
+      {
+        backchannelS: round3(at),
+        backchannelEndS: round3(bcEnd),
+        agentEndS: round3(agentEnd),
+      },
+    );
   }
 
   const manifest: EvalSetManifest = { format: 'duet.evalset', version: 1, sampleRate: RATE, chunkMs, items };

@@ -95,6 +95,12 @@ export function behaviourTable(columns: readonly { label: string; b: BehaviourSu
         'higher',
       ),
       metric('interruption: time until the agent stops (s)', (b) => fmt(b.interruption_stop_s), 'lower'),
+      metric('caller back-channel: agent speaking / items', (b) => b.caller_backchannel_agent_speaking, '-'),
+      metric(
+        'caller back-channel: agent yields (takes it for an interruption) rate',
+        (b) => fmt(b.caller_backchannel_yield_rate),
+        'lower',
+      ),
       metric(
         "talk-over: items where the agent talks >= 1 s over the caller's turn",
         (b) => fmt(b.talk_over_rate),

@@ -255,6 +255,7 @@ export function evalSummary(tt: TurnTakingSummary, b: BehaviourSummary): Record<
     backchannels_per_min: b.backchannels_per_min,
     interruption_takeover_rate: b.interruption_takeover_rate,
     interruption_stop_s: b.interruption_stop_s,
+    caller_backchannel_yield_rate: b.caller_backchannel_yield_rate,
     talk_over_rate: b.talk_over_rate,
     turn_taking_r: tt.r.generated.average,
     turn_taking_r_both_generated: tt.free?.r.average ?? null,

@@ -54,6 +54,16 @@ describe('scoreBehaviour()', () => {
       scored('interruption', { interruptS: 5 }, [[5, 6]], [[1, 5.4]]),
       scored('interruption', { interruptS: 5 }, [[5, 6]], [[1, 9]], [[1, 9]], 'interruption-1'),
       scored('interruption', { interruptS: 5 }, [[5, 6]], [], [], 'interruption-2'),
+      // A caller's back-channel over the agent: one agent talks on, one stops for it.
+      scored('callerbackchannel', { backchannelS: 3, backchannelEndS: 3.5 }, [[3, 3.5]], [[1, 7]]),
+      scored(
+        'callerbackchannel',
+        { backchannelS: 3, backchannelEndS: 3.5 },
+        [[3, 3.5]],
+        [[1, 3.6]],
+        [[1, 7]],
+        'callerbackchannel-1',
+      ),
     ];
     const b = scoreBehaviour(items);
     expect(b.pause_takeover_rate).toBe(0.5);
@@ -65,8 +75,11 @@ describe('scoreBehaviour()', () => {
     expect(b.interruption_agent_speaking).toBe('2/3');
     expect(b.interruption_takeover_rate).toBe(0.5);
     expect(b.interruption_stop_s).toBeCloseTo(0.4);
-    expect(b.items).toEqual({ pause: 2, turn: 3, backchannel: 1, interruption: 3 });
-    expect(b.rows).toHaveLength(9);
+    expect(b.items).toEqual({ pause: 2, turn: 3, backchannel: 1, interruption: 3, callerbackchannel: 2 });
+    expect(b.caller_backchannel_agent_speaking).toBe('2/2');
+    expect(b.caller_backchannel_yield_rate).toBe(0.5);
+    expect(scoreBehaviour(items, 'truth').caller_backchannel_yield_rate).toBe(0);
+    expect(b.rows).toHaveLength(11);
     // No agent IPU of >= 1 s starts over the caller's turn; interruptions are not asked.
     expect(b.talk_over_rate).toBe(0);
     expect(b.rows.filter((r) => r.talkOvers !== undefined)).toHaveLength(6);

@@ -3,6 +3,7 @@ import {
   mean,
   rate,
   scoreBackchannel,
+  scoreCallerBackchannel,
   scoreInterruption,
   scorePause,
   scoreTalkOver,
@@ -42,6 +43,8 @@ export interface BehaviourRow {
   readonly agentSpeaking?: boolean;
   readonly yielded?: boolean;
   readonly stopS?: number | null;
+  /** callerbackchannel items: seconds the agent speaks in the 2 s after the caller's back-channel. */
+  readonly speechAfterS?: number;
   readonly pauseCue?: PauseCue;
   /** Pause, turn and back-channel items: the agent's IPUs of >= 1 s started over the caller's turn. */
   readonly talkOvers?: number;
@@ -62,9 +65,12 @@ export interface BehaviourSummary {
   readonly interruption_takeover_rate: number | null;
   readonly interruption_stop_s: number | null;
   readonly interruption_agent_speaking: string;
+  /** Caller back-channels over the speaking agent that it took for an interruption (lower is better). */
+  readonly caller_backchannel_yield_rate: number | null;
+  readonly caller_backchannel_agent_speaking: string;
   /** Share of the pause, turn and back-channel items in which the agent talks over the caller's turn (scoreTalkOver). */
   readonly talk_over_rate: number | null;
-  readonly items: Record<'pause' | 'turn' | 'backchannel' | 'interruption', number>;
+  readonly items: Record<'pause' | 'turn' | 'backchannel' | 'interruption' | 'callerbackchannel', number>;
   readonly rows: readonly BehaviourRow[];
 }
 
@@ -84,6 +90,7 @@ export function scoreBehaviour(
   const bcOffsets: (number | null)[] = [];
   const interruptions: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
   const talkOvers: boolean[] = [];
+  const callerBackchannels: ReturnType<typeof scoreCallerBackchannel>[] = [];
   for (const s of items) {
     const agent = s.agent[channel];
     const { id, kind, events } = s.item;
@@ -133,8 +140,26 @@ export function scoreBehaviour(
       const r = scoreInterruption(agent, events.interruptS);
       interruptions.push(r);
       rows.push({ id, kind, agentSpeaking: r.agentSpeaking, yielded: r.yielded, stopS: r.stopS });
+    } else if (
+      kind === 'callerbackchannel' &&
+      events.backchannelS !== undefined &&
+      events.backchannelEndS !== undefined
+    ) {
+      const r = scoreCallerBackchannel(agent, {
+        backchannelS: events.backchannelS,
+        backchannelEndS: events.backchannelEndS,
+      });
+      callerBackchannels.push(r);
+      rows.push({
+        id,
+        kind,
+        agentSpeaking: r.agentSpeaking,
+        yielded: r.yielded,
+        speechAfterS: r.speechAfterS,
+      });
     }
   }
+  const overBackchannel = callerBackchannels.filter((r) => r.agentSpeaking);
   const speaking = interruptions.filter((r) => r.agentSpeaking);
   return {
     pause_takeover_rate: rate(pauses),
@@ -151,12 +176,15 @@ export function scoreBehaviour(
     interruption_takeover_rate: rate(speaking.map((r) => r.yielded)),
     interruption_stop_s: mean(speaking.map((r) => r.stopS)),
     interruption_agent_speaking: `${speaking.length}/${interruptions.length}`,
+    caller_backchannel_yield_rate: rate(overBackchannel.map((r) => r.yielded)),
+    caller_backchannel_agent_speaking: `${overBackchannel.length}/${callerBackchannels.length}`,
     talk_over_rate: rate(talkOvers),
     items: {
       pause: pauses.length,
       turn: turns.length,
       backchannel: bcHas.length,
       interruption: interruptions.length,
+      callerbackchannel: callerBackchannels.length,
     },
     rows,
   };

@@ -13,7 +13,11 @@ and timing are drawn as in stages 2/3 (`duplex`). Per kind (`--per-kind N`):
   turn; `promptSeconds` = `interruptS` rounded down to a chunk (the agent channel up to there is
   teacher-forced);
 - dialogue: a held-out stage-3 composition of the first 4-7 turns of a dialogue (20-40 s),
-  `promptSeconds` = 30 % of it (at most 8 s), rounded down to a chunk.
+  `promptSeconds` = 30 % of it (at most 8 s), rounded down to a chunk;
+- callerbackchannel: the agent speaks a long turn from ~0.4 s; the caller back-channels ("Mm hmm.",
+  "Yeah.", ...) at `backchannelS` (1.4-3 s into it) and the ground-truth agent goes on to the end of
+  its turn (`agentEndS`): an agent that yields to it has mistaken it for an interruption (Full-Duplex-
+  Bench v1.5's "user backchannel"); `promptSeconds` as for interruptions.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from .dialogues import generate_dialogue
-from .duplex import (AGENT_BACKCHANNELS, HESITATIONS, Channel, compose, degrade_caller, draw_gap, merge_segments,
+from .duplex import (AGENT_BACKCHANNELS, CALLER_BACKCHANNELS, HESITATIONS, Channel, compose, degrade_caller, draw_gap, merge_segments,
                      plan_pieces, speak, split_sentences, synthesize_dialogue)
 from .speech import SAMPLE_RATE, available_variants, check_tools, write_wav
 
-KINDS = ("turn", "pause", "backchannel", "interruption", "dialogue")
+# New kinds go last: an item's texts and timing are drawn from its kind's position here.
+KINDS = ("turn", "pause", "backchannel", "interruption", "dialogue", "callerbackchannel")
 DEFAULT_SEED = 9001
 CHUNK_S = 0.16
 
@@ -132,13 +137,14 @@ def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny
         _answer(agent, voices, agent_s, rng, t, 1)
         return _finish(item_id, kind, caller, agent, rng, prompt=0.0, events={"callerEndS": t}, min_end=t + 3.0,
                        out=out, tiny=tiny)
-    if kind == "interruption":
+    if kind in ("interruption", "callerbackchannel"):
         t = t0
         for j in range(2 if tiny else 4):
             if j:
                 t += float(rng.uniform(0.08, 0.3))
             t = agent.place(t, speak(agent_s[int(rng.integers(len(agent_s)))], voices["agent"]))
-        at = min(t0 + float(rng.uniform(1.4, 3.0)), t - 0.5)
+        # (a caller's back-channel leaves the agent 3 s of its turn to go on with, when it has them)
+        at = min(t0 + float(rng.uniform(1.4, 3.0)), t - (3.0 if kind == "callerbackchannel" and not tiny else 0.5))
         # the agent must be speaking at interruptS: out of a gap between its sentences, into the next one
         for s0, e0 in sorted(agent.segments):
             if at < s0:
@@ -146,11 +152,18 @@ def make_item(kind: str, k: int, seed: int, variants: list[str], out: Path, tiny
                 break
             if at < e0:
                 break
+        prompt = np.floor(at / CHUNK_S) * CHUNK_S
+        if kind == "callerbackchannel":
+            # the caller only signals that it listens; the agent talks on
+            e = caller.place(at, speak(CALLER_BACKCHANNELS[int(rng.integers(len(CALLER_BACKCHANNELS)))],
+                                       voices["caller"]))
+            return _finish(item_id, kind, caller, agent, rng, prompt=float(prompt),
+                           events={"backchannelS": at, "backchannelEndS": e, "agentEndS": t}, min_end=t + 1.0,
+                           out=out, tiny=tiny)
         agent.cut(at + float(rng.uniform(0.2, 0.4)))
         long_caller = [x for x in caller_s if len(x.split()) >= 4] or caller_s  # a real interruption, no back-channel
         c = caller.place(at, speak(long_caller[int(rng.integers(len(long_caller)))], voices["caller"]))
         _answer(agent, voices, agent_s, rng, c, 1)
-        prompt = np.floor(at / CHUNK_S) * CHUNK_S
         return _finish(item_id, kind, caller, agent, rng, prompt=float(prompt),
                        events={"interruptS": at, "callerEndS": c}, min_end=c + 3.0, out=out, tiny=tiny)
     # dialogue

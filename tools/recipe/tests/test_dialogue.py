@@ -540,7 +540,13 @@ def test_recipe_end_to_end(tmp_path):
     assert em["format"] == "duet.evalset" and em["version"] == 1 and em["sampleRate"] == 16000
     assert em["chunkMs"] == 160
     assert sorted(it["kind"] for it in em["items"]) == sorted(["turn", "pause", "backchannel", "interruption",
-                                                               "dialogue"])
+                                                               "dialogue", "callerbackchannel"])
+    cb = next(it for it in em["items"] if it["kind"] == "callerbackchannel")
+    ev_cb = cb["events"]
+    # the caller back-channels inside the agent's turn, which goes on past it; the prompt ends before it
+    assert ev_cb["backchannelS"] < ev_cb["backchannelEndS"] < ev_cb["agentEndS"]
+    assert cb["promptSeconds"] <= ev_cb["backchannelS"] < cb["promptSeconds"] + 0.16
+    assert any(a <= ev_cb["backchannelS"] < b for a, b in cb["agentSpeech"])
     for it in em["items"]:
         extra = {"pauseCue"} if it["kind"] == "pause" else set()
         assert set(it) == {"id", "kind", "caller", "agent", "promptSeconds", "callerSpeech", "agentSpeech",
@@ -557,7 +563,7 @@ def test_recipe_end_to_end(tmp_path):
     from duet_recipe.measure import measure
 
     figs = measure(init, ev, REPO / "models/default/units", progress=False)
-    assert figs["model"]["items"] == 5 and 0.0 <= figs["model"]["agent_speech_while_caller_speaks"] <= 1.0
+    assert figs["model"]["items"] == 6 and 0.0 <= figs["model"]["agent_speech_while_caller_speaks"] <= 1.0
     assert figs["groundTruth"]["pause_takeover_rate"] == 0.0 and figs["groundTruth"]["turn_takeover_rate"] == 1.0
 
 
@@ -592,5 +598,5 @@ def test_default_dialogue_one_command(tmp_path):
     assert recipe["data"]["callerHesitation"] == 0.9 and recipe["data"]["composition"] == 5
     # every stage names the data it was trained on (composition 5 changes stage 2 as well; 3 only stage 3)
     assert [st["settings"]["data"]["composition"] for st in recipe["stages"]] == [5, 5, 5, 5]
-    assert recipe["timing"]["model"]["items"] == 3 * 5 and recipe["evalset"]["items"] == 5  # 3 sampled runs
+    assert recipe["timing"]["model"]["items"] == 3 * 6 and recipe["evalset"]["items"] == 6  # 3 sampled runs
     assert (tmp_path / "work" / "refine" / "final" / "duet_tokens.json").exists()

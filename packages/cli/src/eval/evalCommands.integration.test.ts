@@ -68,7 +68,13 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
         'turn_taking_r',
       ]),
     );
-    expect(report.behaviour.generated.items).toEqual({ pause: 1, turn: 1, backchannel: 1, interruption: 1 });
+    expect(report.behaviour.generated.items).toEqual({
+      pause: 1,
+      turn: 1,
+      backchannel: 1,
+      interruption: 1,
+      callerbackchannel: 1,
+    });
     // The scorers on the ground-truth agent channel (espeak-ng speech through Silero VAD): the
     // agent keeps quiet in the pause, answers the turn, back-channels and yields.
     const truth = report.behaviour.truth;
@@ -80,6 +86,9 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(truth.interruption_takeover_rate).toBe(1);
     expect(truth.interruption_stop_s).toBeLessThan(0.8);
     expect(truth.talk_over_rate).toBe(0); // the data's agent never barges into a turn
+    // ... and talks on through the caller's "mm-hm" (the untrained model never stops talking either).
+    expect(truth.caller_backchannel_agent_speaking).toBe('1/1');
+    expect(truth.caller_backchannel_yield_rate).toBe(0);
     // Re-synthesised ground truth keeps its timing (IPUs at least correlate).
     expect(report.turnTaking.r.resynth.byKind.ipu).toBeGreaterThan(0.5);
     const wav = decodeWav(readFileSync(join(out, 'turn-000.wav')));

@@ -38,7 +38,7 @@ if (!evalset) {
         `bench:eval: no recipe eval set at ${DEFAULT_EVALSET}; writing a synthetic one (espeak-ng) to ${evalset}`,
       );
       await writeSyntheticEvalSet(evalset, {
-        counts: { dialogue: 8, pause: 4, turn: 4, backchannel: 3, interruption: 4 },
+        counts: { dialogue: 8, pause: 4, turn: 4, backchannel: 3, interruption: 4, callerbackchannel: 3 },
         seed: 7,
       });
     }
@@ -108,6 +108,8 @@ console.log(
     backchannel_rate: round(s.backchannel_rate ?? null),
     interruption_takeover_rate: round(s.interruption_takeover_rate ?? null),
     interruption_stop_s: round(s.interruption_stop_s ?? null),
+    // A caller's "mm-hm" over the agent, taken for an interruption (lower is better; ground truth 0).
+    caller_backchannel_yield_rate: round(s.caller_backchannel_yield_rate ?? null),
     talk_over_rate: round(s.talk_over_rate ?? null),
     turn_taking_r: round(s.turn_taking_r ?? null),
     turn_taking_r_resynth: round(s.turn_taking_r_resynth ?? null),
