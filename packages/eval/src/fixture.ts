@@ -284,13 +284,20 @@ export async function writeSyntheticEvalSet(
     });
   }
 
-  for (let i = 0; i < counts.interruption; i++) {
+  // A caller's question and the start of the agent's long answer (interruption and caller
+  // back-channel items): the caller will speak into it.
+  const longAnswerScene = () => {
     const v = voices();
     const caller = new Track();
     const agent = new Track();
     const asked = caller.place(0.3, speak(pick(CALLER_LINES), v.caller));
     const answerStart = asked + 0.3;
     const longAnswer = `${pick(AGENT_LINES)}, ${pick(AGENT_LINES)}, and ${pick(AGENT_LINES)}`;
+    return { v, caller, agent, answerStart, longAnswer };
+  };
+
+  for (let i = 0; i < counts.interruption; i++) {
+    const { v, caller, agent, answerStart, longAnswer } = longAnswerScene();
     const interrupt = answerStart + uniform(2.2, 2.8);
     const stop = interrupt + uniform(0.2, 0.4);
     agent.place(answerStart, speak(longAnswer, v.agent), stop);
@@ -304,12 +311,7 @@ export async function writeSyntheticEvalSet(
 
   // Last, so that the other kinds draw as before.
   for (let i = 0; i < counts.callerbackchannel; i++) {
-    const v = voices();
-    const caller = new Track();
-    const agent = new Track();
-    const asked = caller.place(0.3, speak(pick(CALLER_LINES), v.caller));
-    const answerStart = asked + 0.3;
-    const longAnswer = `${pick(AGENT_LINES)}, ${pick(AGENT_LINES)}, and ${pick(AGENT_LINES)}`;
+    const { v, caller, agent, answerStart, longAnswer } = longAnswerScene();
     const agentEnd = agent.place(answerStart, speak(longAnswer, v.agent));
     // The caller's "mm-hm" in the middle of it; the agent talks on.
     const at = Math.min(answerStart + uniform(2.2, 2.8), agentEnd - 2.5);
