@@ -102,6 +102,11 @@ export function behaviourTable(columns: readonly { label: string; b: BehaviourSu
         'lower',
       ),
       metric(
+        'caller back-channel: agent stops anyway (caller silent) rate',
+        (b) => fmt(b.caller_backchannel_yield_rate_silent_caller),
+        'lower',
+      ),
+      metric(
         "talk-over: items where the agent talks >= 1 s over the caller's turn",
         (b) => fmt(b.talk_over_rate),
         'lower',

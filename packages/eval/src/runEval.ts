@@ -120,7 +120,25 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
       })),
       { slots, silenceUnit: codec.silenceUnit, freeRunning: true },
     );
-    const failed = [...generation, ...free].filter((g) => g.error);
+    // Caller back-channel items again with the caller silent after the prompt (same seeds): does
+    // the agent stop for the back-channel, or would it have stopped anyway?
+    const quietIdx = items.flatMap((it, i) => (it.kind === 'callerbackchannel' ? [i] : []));
+    const silentChunk = () => new Array<number>(geometry.unitsPerChunk).fill(codec.silenceUnit);
+    const quiet = await generateContinuations(
+      engine,
+      quietIdx.map((i) => {
+        const p = Math.round(items[i]!.promptSeconds / chunkS);
+        return {
+          id: `${items[i]!.id}-quiet`,
+          callerUnits: units[2 * i]!.map((c, k) => (k < p ? c : silentChunk())),
+          agentUnits: units[2 * i + 1]!,
+          promptChunks: p,
+          seed: seed * 1000 + i,
+        };
+      }),
+      { slots, silenceUnit: codec.silenceUnit },
+    );
+    const failed = [...generation, ...free, ...quiet].filter((g) => g.error);
     for (const f of failed) log(`eval: item ${f.id} failed in the engine: ${f.error}`);
 
     log('eval: vocoding');
@@ -128,10 +146,12 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
       ...generation.map((g) => g.agentChunks),
       ...items.map((_, i) => units[2 * i + 1]!),
       ...free.flatMap((g) => [g.agentChunks, g.callerChunks]),
+      ...quiet.map((g) => g.agentChunks),
     ]);
     const generated = audio.slice(0, items.length);
     const resynth = audio.slice(items.length, 2 * items.length);
-    const freeAudio = audio.slice(2 * items.length);
+    const freeAudio = audio.slice(2 * items.length, 2 * items.length + 2 * free.length);
+    const quietAudio = audio.slice(2 * items.length + 2 * free.length);
 
     log('eval: voice activity');
     const trim = (x: Float32Array, n: number) => x.subarray(0, Math.min(x.length, n));
@@ -144,16 +164,20 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
         const n = items[i]!.callerPcm.length;
         return [trim(freeAudio[2 * k]!, n), trim(freeAudio[2 * k + 1]!, n)];
       }),
+      ...quietIdx.map((i, k) => trim(quietAudio[k]!, items[i]!.callerPcm.length)),
     ]);
     const freeBase = 4 * items.length;
+    const quietBase = freeBase + 2 * dialogueIdx.length;
     const scored: ScoredItem[] = items.map((it, i) => {
       const k = dialogueIdx.indexOf(i);
+      const q = quietIdx.indexOf(i);
       return {
         item: it,
         durationS: it.durationS,
         caller: segs[4 * i]!,
         agent: { truth: segs[4 * i + 1]!, generated: segs[4 * i + 2]!, resynth: segs[4 * i + 3]! },
         ...(k >= 0 ? { free: { agent: segs[freeBase + 2 * k]!, caller: segs[freeBase + 2 * k + 1]! } } : {}),
+        ...(q >= 0 ? { silentCaller: segs[quietBase + q]! } : {}),
       };
     });
     const turnTaking = scoreTurnTaking(scored);
@@ -171,7 +195,8 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
       'audio / wall': `${audioSeconds.toFixed(1)} s / ${wall.toFixed(1)} s`,
     };
     const notes = [
-      'The model continues on its own after promptSeconds; until then the ground-truth agent channel is teacher-forced (its audio here is the vocoder re-synthesis of its units). The engine opens a call with a silent first chunk, so the first 160 ms after the prompt are silent.',
+      "The model continues on its own after promptSeconds; until then the ground-truth agent channel is teacher-forced (its audio here is the vocoder re-synthesis of its units), and the engine opens the call with the ground truth's next chunk (160 ms), so speech that goes on at the prompt's end goes on.",
+      'Caller back-channel items run twice: with the caller, and with the caller silent after the prompt (same seed): how often the agent stops anyway is the rate to read the yield rates against.',
       'The ground-truth column applies the same scorers to the ground-truth agent channel: it checks the scorers, it is not a model.',
       ...(untrained
         ? ['The model is UNTRAINED (random weights): its figures show the harness, not a behaviour.']
@@ -256,6 +281,7 @@ export function evalSummary(tt: TurnTakingSummary, b: BehaviourSummary): Record<
     interruption_takeover_rate: b.interruption_takeover_rate,
     interruption_stop_s: b.interruption_stop_s,
     caller_backchannel_yield_rate: b.caller_backchannel_yield_rate,
+    caller_backchannel_yield_rate_silent_caller: b.caller_backchannel_yield_rate_silent_caller,
     talk_over_rate: b.talk_over_rate,
     turn_taking_r: tt.r.generated.average,
     turn_taking_r_both_generated: tt.free?.r.average ?? null,

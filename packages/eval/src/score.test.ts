@@ -79,6 +79,16 @@ describe('scoreBehaviour()', () => {
     expect(b.caller_backchannel_agent_speaking).toBe('2/2');
     expect(b.caller_backchannel_yield_rate).toBe(0.5);
     expect(scoreBehaviour(items, 'truth').caller_backchannel_yield_rate).toBe(0);
+    expect(b.caller_backchannel_yield_rate_silent_caller).toBeNull(); // no silent-caller run given
+    // With the caller silent, the first agent talks on and the second stops all the same.
+    const [a, c] = items.slice(-2) as [ScoredItem, ScoredItem];
+    const twins = [
+      ...items.slice(0, -2),
+      { ...a, silentCaller: [[1, 7]] as Segment[] },
+      { ...c, silentCaller: [[1, 3.6]] as Segment[] },
+    ];
+    expect(scoreBehaviour(twins).caller_backchannel_yield_rate_silent_caller).toBe(0.5);
+    expect(scoreBehaviour(twins, 'truth').caller_backchannel_yield_rate_silent_caller).toBeNull();
     expect(b.rows).toHaveLength(11);
     // No agent IPU of >= 1 s starts over the caller's turn; interruptions are not asked.
     expect(b.talk_over_rate).toBe(0);

@@ -27,6 +27,8 @@ export interface ScoredItem {
   readonly agent: Readonly<Record<AgentChannel, readonly Segment[]>>;
   /** Dialogues only: both sides generated after the prompt (the model's agent and its predicted caller). */
   readonly free?: { readonly agent: readonly Segment[]; readonly caller: readonly Segment[] };
+  /** Caller back-channel items only: the generated agent when the caller is silent after the prompt. */
+  readonly silentCaller?: readonly Segment[];
 }
 
 export type AgentChannel = 'generated' | 'truth' | 'resynth';
@@ -45,6 +47,8 @@ export interface BehaviourRow {
   readonly stopS?: number | null;
   /** callerbackchannel items: seconds the agent speaks in the 2 s after the caller's back-channel. */
   readonly speechAfterS?: number;
+  /** callerbackchannel items: whether the agent also stopped with the caller silent after the prompt. */
+  readonly yieldedSilentCaller?: boolean;
   readonly pauseCue?: PauseCue;
   /** Pause, turn and back-channel items: the agent's IPUs of >= 1 s started over the caller's turn. */
   readonly talkOvers?: number;
@@ -68,6 +72,8 @@ export interface BehaviourSummary {
   /** Caller back-channels over the speaking agent that it took for an interruption (lower is better). */
   readonly caller_backchannel_yield_rate: number | null;
   readonly caller_backchannel_agent_speaking: string;
+  /** The same rule with the caller silent after the prompt ('generated' only): the agent stopping anyway. */
+  readonly caller_backchannel_yield_rate_silent_caller: number | null;
   /** Share of the pause, turn and back-channel items in which the agent talks over the caller's turn (scoreTalkOver). */
   readonly talk_over_rate: number | null;
   readonly items: Record<'pause' | 'turn' | 'backchannel' | 'interruption' | 'callerbackchannel', number>;
@@ -91,6 +97,7 @@ export function scoreBehaviour(
   const interruptions: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
   const talkOvers: boolean[] = [];
   const callerBackchannels: ReturnType<typeof scoreCallerBackchannel>[] = [];
+  const silentCaller: ReturnType<typeof scoreCallerBackchannel>[] = [];
   for (const s of items) {
     const agent = s.agent[channel];
     const { id, kind, events } = s.item;
@@ -150,12 +157,17 @@ export function scoreBehaviour(
         backchannelEndS: events.backchannelEndS,
       });
       callerBackchannels.push(r);
+      const event = { backchannelS: events.backchannelS, backchannelEndS: events.backchannelEndS };
+      const quiet =
+        channel === 'generated' && s.silentCaller ? scoreCallerBackchannel(s.silentCaller, event) : undefined;
+      if (quiet) silentCaller.push(quiet);
       rows.push({
         id,
         kind,
         agentSpeaking: r.agentSpeaking,
         yielded: r.yielded,
         speechAfterS: r.speechAfterS,
+        ...(quiet ? { yieldedSilentCaller: quiet.yielded } : {}),
       });
     }
   }
@@ -178,6 +190,9 @@ export function scoreBehaviour(
     interruption_agent_speaking: `${speaking.length}/${interruptions.length}`,
     caller_backchannel_yield_rate: rate(overBackchannel.map((r) => r.yielded)),
     caller_backchannel_agent_speaking: `${overBackchannel.length}/${callerBackchannels.length}`,
+    caller_backchannel_yield_rate_silent_caller: rate(
+      silentCaller.filter((r) => r.agentSpeaking).map((r) => r.yielded),
+    ),
     talk_over_rate: rate(talkOvers),
     items: {
       pause: pauses.length,

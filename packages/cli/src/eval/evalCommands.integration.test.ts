@@ -89,6 +89,8 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     // ... and talks on through the caller's "mm-hm" (the untrained model never stops talking either).
     expect(truth.caller_backchannel_agent_speaking).toBe('1/1');
     expect(truth.caller_backchannel_yield_rate).toBe(0);
+    // The item ran again with the caller silent; the untrained model talks on either way.
+    expect(report.behaviour.generated.caller_backchannel_yield_rate_silent_caller).toBe(0);
     // Re-synthesised ground truth keeps its timing (IPUs at least correlate).
     expect(report.turnTaking.r.resynth.byKind.ipu).toBeGreaterThan(0.5);
     const wav = decodeWav(readFileSync(join(out, 'turn-000.wav')));

@@ -110,6 +110,8 @@ console.log(
     interruption_stop_s: round(s.interruption_stop_s ?? null),
     // A caller's "mm-hm" over the agent, taken for an interruption (lower is better; ground truth 0).
     caller_backchannel_yield_rate: round(s.caller_backchannel_yield_rate ?? null),
+    // The same items with the caller silent after the prompt: how often the agent stops anyway.
+    caller_backchannel_yield_rate_silent_caller: round(s.caller_backchannel_yield_rate_silent_caller ?? null),
     talk_over_rate: round(s.talk_over_rate ?? null),
     turn_taking_r: round(s.turn_taking_r ?? null),
     turn_taking_r_resynth: round(s.turn_taking_r_resynth ?? null),
