@@ -75,6 +75,18 @@ export function promptTokens(
   return tokens;
 }
 
+/**
+ * The agent's chunk right after a prompt of `chunks` chunks (raw units), which the engine opens
+ * the call with so that speech going on at the prompt's end goes on; none without a prompt (the
+ * agent's chunk 0 is empty).
+ */
+export function promptNextAgentChunk(
+  agent: readonly (readonly number[])[],
+  chunks: number,
+): readonly number[] {
+  return chunks > 0 ? (agent[chunks] ?? []) : [];
+}
+
 export interface GenerationItem {
   readonly id: string;
   /** Raw units per chunk (U each) of the ground-truth agent channel (used for the prompt) ... */
@@ -127,7 +139,7 @@ export async function generateContinuations(
       const total = item.callerUnits.length;
       const p = Math.min(item.promptChunks, total);
       // The engine's first chunk (item chunk p) is the ground truth's after a prompt, silent without one.
-      const firstAgentUnits = p > 0 ? (item.agentUnits[p] ?? []) : [];
+      const firstAgentUnits = promptNextAgentChunk(item.agentUnits, p);
       const agentChunks = item.agentUnits.slice(0, p).map((c) => c.slice());
       if (firstAgentUnits.length > 0) agentChunks.push(firstAgentUnits.slice());
       while (agentChunks.length < total) agentChunks.push(new Array<number>(u).fill(options.silenceUnit));

@@ -152,12 +152,9 @@ export function scoreBehaviour(
       events.backchannelS !== undefined &&
       events.backchannelEndS !== undefined
     ) {
-      const r = scoreCallerBackchannel(agent, {
-        backchannelS: events.backchannelS,
-        backchannelEndS: events.backchannelEndS,
-      });
-      callerBackchannels.push(r);
       const event = { backchannelS: events.backchannelS, backchannelEndS: events.backchannelEndS };
+      const r = scoreCallerBackchannel(agent, event);
+      callerBackchannels.push(r);
       const quiet =
         channel === 'generated' && s.silentCaller ? scoreCallerBackchannel(s.silentCaller, event) : undefined;
       if (quiet) silentCaller.push(quiet);

@@ -24,7 +24,7 @@ import {
 } from '@duet/runtime/testing';
 import { chunkGeometry, type UserChunkAdmission } from '@duet/sync';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { loadDialogueEngine, promptTokens } from './generate.js';
+import { loadDialogueEngine, promptNextAgentChunk, promptTokens } from './generate.js';
 import { applyingStep, deliveryTimeMs } from './latency.js';
 
 export interface ClockHandle {
@@ -174,8 +174,12 @@ export async function simulateAgents(options: SimulateOptions): Promise<Simulati
     while (a.length < p) a.push(fill());
     while (b.length < p) b.push(fill());
     // Each engine's first chunk: the dialogue's next chunk after a prompt (it goes on), else silent.
-    a.push(p > 0 && d.aUnits[p] ? d.aUnits[p].slice() : fill());
-    b.push(p > 0 && d.bUnits[p] ? d.bUnits[p].slice() : fill());
+    const opening = (units: SimDialogue['aUnits']) => {
+      const first = promptNextAgentChunk(units, p);
+      return first.length > 0 ? first.slice() : fill();
+    };
+    a.push(opening(d.aUnits));
+    b.push(opening(d.bUnits));
     return { id: d.id, a, b };
   });
   try {
@@ -212,7 +216,7 @@ export async function simulateAgents(options: SimulateOptions): Promise<Simulati
           callId: callId(d.id, side.name),
           seed: (options.seed ?? 1) * 7919 + i * 2 + (side.name === 'a' ? 0 : 1),
           prefix: promptTokens(side.engine.backend.info.vocabulary, own, other, d.promptChunks),
-          firstAgentUnits: d.promptChunks > 0 ? (own[d.promptChunks] ?? []) : [],
+          firstAgentUnits: promptNextAgentChunk(own, d.promptChunks),
         });
       }
     }

@@ -2,7 +2,7 @@ import { InvalidArgumentError, InvalidStateError } from './errors.js';
 import type { ChunkGeometry } from './geometry.js';
 import type { TokenFilter } from './sampling.js';
 import { dedupChunk } from './unitRuns.js';
-import { isTag, type TokenVocabulary, tokenToUnit, unitToken } from './vocabulary.js';
+import { isTag, isUnitId, type TokenVocabulary, tokenToUnit, unitToken } from './vocabulary.js';
 
 /**
  * The per-call state of SyncLLM's real-time loop, as a pure state machine over the call's
@@ -159,11 +159,7 @@ export class CallTimeline {
         `firstAgentUnits has ${firstAgent.length} units, at most ${geometry.unitsPerChunk} fit a chunk`,
       );
     }
-    for (const [i, unit] of firstAgent.entries()) {
-      if (!Number.isInteger(unit) || unit < 0 || unit >= vocabulary.unitCount) {
-        throw new InvalidArgumentError(`firstAgentUnits[${i}] (${unit}) is not a unit id`);
-      }
-    }
+    assertUnitIds(vocabulary, firstAgent, (i) => `firstAgentUnits[${i}]`);
     this.droppedLastAgentToken = last.agent === undefined ? undefined : unitToken(vocabulary, last.agent);
     const agent = dedupChunk(firstAgent, last.agent).map((unit) => unitToken(vocabulary, unit));
     // The agent's first chunk: silent unless given (the model speaks from the chunk after it).
@@ -219,11 +215,7 @@ export class CallTimeline {
     if (units.length !== u) {
       throw new InvalidArgumentError(`user chunk ${index} has ${units.length} units, expected ${u}`);
     }
-    for (const [i, unit] of units.entries()) {
-      if (!Number.isInteger(unit) || unit < 0 || unit >= this.vocabulary.unitCount) {
-        throw new InvalidArgumentError(`user chunk ${index} unit ${i} (${unit}) is not a unit id`);
-      }
-    }
+    assertUnitIds(this.vocabulary, units, (i) => `user chunk ${index} unit ${i}`);
     // User chunk j is due at tick j+1; the next tick (current+1) still rewrites j >= current-maxLate.
     if (index < this.firstChunk || index < this.current - this.maxLateChunks) return 'late';
     if (index > this.current + 1 + this.maxLateChunks) return 'early';
@@ -499,6 +491,13 @@ export class CallTimeline {
 
   private assertOpen(): void {
     if (this.phase === 'closed') throw new InvalidStateError('the call timeline is closed');
+  }
+}
+
+/** Throws InvalidArgumentError naming the first entry of `units` that is not a unit id. */
+function assertUnitIds(v: TokenVocabulary, units: readonly number[], name: (i: number) => string): void {
+  for (const [i, unit] of units.entries()) {
+    if (!isUnitId(v, unit)) throw new InvalidArgumentError(`${name(i)} (${unit}) is not a unit id`);
   }
 }
 

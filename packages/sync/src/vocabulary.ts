@@ -46,9 +46,14 @@ export function createVocabulary(spec: TokenVocabulary): TokenVocabulary {
   return Object.freeze({ unitBase, unitCount, s0, s1, vocabSize });
 }
 
+/** Whether `unit` is a unit id of this vocabulary (0..unitCount-1). */
+export function isUnitId(vocab: TokenVocabulary, unit: number): boolean {
+  return Number.isInteger(unit) && unit >= 0 && unit < vocab.unitCount;
+}
+
 /** Token id of unit `unit`; throws if `unit` is not a unit id of this vocabulary. */
 export function unitToken(vocab: TokenVocabulary, unit: number): number {
-  if (!Number.isInteger(unit) || unit < 0 || unit >= vocab.unitCount) {
+  if (!isUnitId(vocab, unit)) {
     throw new InvalidArgumentError(`unit ${unit} is outside 0..${vocab.unitCount - 1}`);
   }
   return vocab.unitBase + unit;

@@ -171,7 +171,8 @@ def _data_args(p, required: bool) -> None:
                         "3 and its answers 0.23-0.58 s after the caller, never in overlap; 3: human answer gaps; "
                         "1: 3 without the false starts; 2: faster yield, no silence after an unanswered last "
                         "caller turn; 4: answers 0.04-0.35 s after the caller; 6: 5 whose agent also answers "
-                        "the dialogue's last caller turn; 7: 6 with long gaps up to 2 s; tools/recipe/README.md)")
+                        "the dialogue's last caller turn; 7: 6 with long gaps up to 2 s; 8: 5 whose interrupted agent "
+                        "stops 0.05-0.3 s after the caller starts; tools/recipe/README.md)")
     p.add_argument("--text", type=Path, default=None, help="a local text dialogue dataset (JSONL / text) instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "models/default/units")

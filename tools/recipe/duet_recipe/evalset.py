@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .dialogues import generate_dialogue
-from .duplex import (AGENT_BACKCHANNELS, CALLER_BACKCHANNELS, HESITATIONS, Channel, compose, degrade_caller, draw_gap, merge_segments,
-                     plan_pieces, speak, split_sentences, synthesize_dialogue)
+from .duplex import (AGENT_BACKCHANNELS, CALLER_BACKCHANNELS, HESITATIONS, Channel, compose, degrade_caller, draw_gap,
+                     merge_segments, plan_pieces, speak, split_sentences, synthesize_dialogue)
 from .speech import SAMPLE_RATE, available_variants, check_tools, write_wav
 
 # New kinds go last: an item's texts and timing are drawn from its kind's position here.

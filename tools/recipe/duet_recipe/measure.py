@@ -146,7 +146,7 @@ class LoopModel:
             nxt = j + 1
             # As the engine opens a call after a prompt: the agent's chunk at the prompt's end is
             # the ground truth's too (it goes on speaking), the model's own start after it.
-            generate = nxt > prompt_chunks if prompt_chunks > 0 else True
+            generate = nxt > prompt_chunks  # nxt >= 1: without a prompt every agent chunk is the model's
             if generate and predict_user:
                 mark = state["length"] + len(state["pending"])
                 tok = sample("open", None)

@@ -68,8 +68,9 @@ const sim = await runSimulate({
 });
 process.stdout.write(`${sim.markdown}\n`);
 
-const r0 = sim.results.find((r) => r.latencyMs === 0)?.r?.average ?? null;
-const r240 = sim.results.find((r) => r.latencyMs === 240)?.r?.average ?? null;
+const atLatency = (ms: number) => sim.results.find((r) => r.latencyMs === ms);
+const r0 = atLatency(0)?.r?.average ?? null;
+const r240 = atLatency(240)?.r?.average ?? null;
 const round = (x: number | null) => (x === null ? null : Math.round(x * 1000) / 1000);
 function bothSides(stats: readonly TurnTakingStats[]): number | null {
   const a = speechPerSide(stats, 'agent');
@@ -77,14 +78,14 @@ function bothSides(stats: readonly TurnTakingStats[]): number | null {
   return a === null || b === null ? null : (a + b) / 2;
 }
 function speechAt(ms: number): number | null {
-  const r = sim.results.find((x) => x.latencyMs === ms);
+  const r = atLatency(ms);
   return r ? bothSides(r.stats) : null;
 }
 function perRunDifference(): (number | null)[] {
-  const at = (ms: number) => sim.results.find((r) => r.latencyMs === ms)?.runs ?? [];
-  return at(0).map((run, k) => {
+  const runs240 = atLatency(240)?.runs ?? [];
+  return (atLatency(0)?.runs ?? []).map((run, k) => {
     const a = run.r?.average ?? null;
-    const b = at(240)[k]?.r?.average ?? null;
+    const b = runs240[k]?.r?.average ?? null;
     return a === null || b === null ? null : round(b - a);
   });
 }
