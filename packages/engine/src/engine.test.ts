@@ -206,7 +206,17 @@ describe('SyncEngine', () => {
     const unit = (u: number) => engine.backend.info.vocabulary.unitBase + u;
     // A prompt whose agent chunk ends on unit 9; the first chunk goes on into unit 3.
     engine.openCall({ callId: 'p', seed: 1, prefix: [s0, unit(9)], firstAgentUnits: [9, 9, 3, 3] });
+    const backend = engine.backend as OnnxSyncModel;
+    const forward = backend.forward.bind(backend);
+    const fed: number[] = [];
+    backend.forward = async (items) => {
+      for (const item of items) fed.push(...item.tokens);
+      return forward(items);
+    };
     const report = (await drive(engine, 1))[0];
+    backend.forward = forward;
+    // The model read the prompt, then the first chunk deduplicated against it: [S0] 3.
+    expect(fed.slice(0, 4)).toEqual([s0, unit(9), s0, unit(3)]);
     const chunk = report?.calls[0]?.agentChunk;
     if (!chunk) throw new Error('no agent chunk');
     // Dedup goes on across the opening: unit 3 is never written twice in a row.
