@@ -95,6 +95,16 @@ export function behaviourTable(columns: readonly { label: string; b: BehaviourSu
         'higher',
       ),
       metric('interruption: time until the agent stops (s)', (b) => fmt(b.interruption_stop_s), 'lower'),
+      metric(
+        'interruption: agent stops anyway (caller silent) rate',
+        (b) => fmt(b.interruption_takeover_rate_silent_caller),
+        'lower',
+      ),
+      metric(
+        'interruption: time until it stops anyway (caller silent; s)',
+        (b) => fmt(b.interruption_stop_s_silent_caller),
+        '-',
+      ),
       metric('caller back-channel: agent speaking / items', (b) => b.caller_backchannel_agent_speaking, '-'),
       metric(
         'caller back-channel: agent yields (takes it for an interruption) rate',

@@ -120,9 +120,11 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
       })),
       { slots, silenceUnit: codec.silenceUnit, freeRunning: true },
     );
-    // Caller back-channel items again with the caller silent after the prompt (same seeds): does
-    // the agent stop for the back-channel, or would it have stopped anyway?
-    const quietIdx = items.flatMap((it, i) => (it.kind === 'callerbackchannel' ? [i] : []));
+    // Caller back-channel and interruption items again with the caller silent after the prompt
+    // (same seeds): does the agent stop for the caller, or would it have stopped anyway?
+    const quietIdx = items.flatMap((it, i) =>
+      it.kind === 'callerbackchannel' || it.kind === 'interruption' ? [i] : [],
+    );
     const silentChunk = () => new Array<number>(geometry.unitsPerChunk).fill(codec.silenceUnit);
     const quiet = await generateContinuations(
       engine,
@@ -196,7 +198,7 @@ export async function runEval(options: RunEvalOptions): Promise<EvalResult> {
     };
     const notes = [
       "The model continues on its own after promptSeconds; until then the ground-truth agent channel is teacher-forced (its audio here is the vocoder re-synthesis of its units), and the engine opens the call with the ground truth's next chunk (160 ms), so speech that goes on at the prompt's end goes on.",
-      'Caller back-channel items run twice: with the caller, and with the caller silent after the prompt (same seed): how often the agent stops anyway is the rate to read the yield rates against.',
+      'Caller back-channel and interruption items run twice: with the caller, and with the caller silent after the prompt (same seed): how often the agent stops anyway is the rate to read their yield rates against.',
       'The ground-truth column applies the same scorers to the ground-truth agent channel: it checks the scorers, it is not a model.',
       ...(untrained
         ? ['The model is UNTRAINED (random weights): its figures show the harness, not a behaviour.']
@@ -280,6 +282,8 @@ export function evalSummary(tt: TurnTakingSummary, b: BehaviourSummary): Record<
     backchannels_per_min: b.backchannels_per_min,
     interruption_takeover_rate: b.interruption_takeover_rate,
     interruption_stop_s: b.interruption_stop_s,
+    interruption_takeover_rate_silent_caller: b.interruption_takeover_rate_silent_caller,
+    interruption_stop_s_silent_caller: b.interruption_stop_s_silent_caller,
     caller_backchannel_yield_rate: b.caller_backchannel_yield_rate,
     caller_backchannel_yield_rate_silent_caller: b.caller_backchannel_yield_rate_silent_caller,
     talk_over_rate: b.talk_over_rate,

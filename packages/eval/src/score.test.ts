@@ -89,6 +89,22 @@ describe('scoreBehaviour()', () => {
     ];
     expect(scoreBehaviour(twins).caller_backchannel_yield_rate_silent_caller).toBe(0.5);
     expect(scoreBehaviour(twins, 'truth').caller_backchannel_yield_rate_silent_caller).toBeNull();
+    expect(b.interruption_takeover_rate_silent_caller).toBeNull();
+    // Interruptions with the caller silent: the agent that yielded talks on when nobody interrupts,
+    // the one that talked on stops all the same, the silent one is not asked.
+    const [i0, i1, i2] = items.slice(6, 9) as [ScoredItem, ScoredItem, ScoredItem];
+    const quietInterruptions = scoreBehaviour([
+      { ...i0, silentCaller: [[1, 9]] as Segment[] },
+      { ...i1, silentCaller: [[1, 5.3]] as Segment[] },
+      { ...i2, silentCaller: [] as Segment[] },
+    ]);
+    expect(quietInterruptions.interruption_takeover_rate_silent_caller).toBe(0.5);
+    expect(quietInterruptions.interruption_stop_s_silent_caller).toBeCloseTo(0.3);
+    expect(quietInterruptions.rows.map((r) => r.yieldedSilentCaller)).toEqual([false, true, true]);
+    expect(
+      scoreBehaviour([{ ...i0, silentCaller: [[1, 9]] as Segment[] }], 'truth')
+        .interruption_takeover_rate_silent_caller,
+    ).toBeNull();
     expect(b.rows).toHaveLength(11);
     // No agent IPU of >= 1 s starts over the caller's turn; interruptions are not asked.
     expect(b.talk_over_rate).toBe(0);

@@ -27,7 +27,7 @@ export interface ScoredItem {
   readonly agent: Readonly<Record<AgentChannel, readonly Segment[]>>;
   /** Dialogues only: both sides generated after the prompt (the model's agent and its predicted caller). */
   readonly free?: { readonly agent: readonly Segment[]; readonly caller: readonly Segment[] };
-  /** Caller back-channel items only: the generated agent when the caller is silent after the prompt. */
+  /** Caller back-channel and interruption items only: the generated agent when the caller is silent after the prompt. */
   readonly silentCaller?: readonly Segment[];
 }
 
@@ -47,7 +47,7 @@ export interface BehaviourRow {
   readonly stopS?: number | null;
   /** callerbackchannel items: seconds the agent speaks in the 2 s after the caller's back-channel. */
   readonly speechAfterS?: number;
-  /** callerbackchannel items: whether the agent also stopped with the caller silent after the prompt. */
+  /** callerbackchannel and interruption items: whether the agent also stopped with the caller silent after the prompt. */
   readonly yieldedSilentCaller?: boolean;
   readonly pauseCue?: PauseCue;
   /** Pause, turn and back-channel items: the agent's IPUs of >= 1 s started over the caller's turn. */
@@ -69,6 +69,11 @@ export interface BehaviourSummary {
   readonly interruption_takeover_rate: number | null;
   readonly interruption_stop_s: number | null;
   readonly interruption_agent_speaking: string;
+  /** The interruption rule with the caller silent after the prompt ('generated' only): the agent stopping
+   * within the yield window though nobody interrupted (read interruption_takeover_rate against it). */
+  readonly interruption_takeover_rate_silent_caller: number | null;
+  /** Its mean time from the interruption's moment until the agent stopped, over the items where it did. */
+  readonly interruption_stop_s_silent_caller: number | null;
   /** Caller back-channels over the speaking agent that it took for an interruption (lower is better). */
   readonly caller_backchannel_yield_rate: number | null;
   readonly caller_backchannel_agent_speaking: string;
@@ -95,6 +100,7 @@ export function scoreBehaviour(
   let bcTakeovers = 0;
   const bcOffsets: (number | null)[] = [];
   const interruptions: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
+  const interruptionsSilentCaller: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
   const talkOvers: boolean[] = [];
   const callerBackchannels: ReturnType<typeof scoreCallerBackchannel>[] = [];
   const silentCaller: ReturnType<typeof scoreCallerBackchannel>[] = [];
@@ -146,7 +152,19 @@ export function scoreBehaviour(
     } else if (kind === 'interruption' && events.interruptS !== undefined) {
       const r = scoreInterruption(agent, events.interruptS);
       interruptions.push(r);
-      rows.push({ id, kind, agentSpeaking: r.agentSpeaking, yielded: r.yielded, stopS: r.stopS });
+      const quiet =
+        channel === 'generated' && s.silentCaller
+          ? scoreInterruption(s.silentCaller, events.interruptS)
+          : undefined;
+      if (quiet) interruptionsSilentCaller.push(quiet);
+      rows.push({
+        id,
+        kind,
+        agentSpeaking: r.agentSpeaking,
+        yielded: r.yielded,
+        stopS: r.stopS,
+        ...(quiet ? { yieldedSilentCaller: quiet.yielded } : {}),
+      });
     } else if (
       kind === 'callerbackchannel' &&
       events.backchannelS !== undefined &&
@@ -170,6 +188,7 @@ export function scoreBehaviour(
   }
   const overBackchannel = callerBackchannels.filter((r) => r.agentSpeaking);
   const speaking = interruptions.filter((r) => r.agentSpeaking);
+  const speakingSilentCaller = interruptionsSilentCaller.filter((r) => r.agentSpeaking);
   return {
     pause_takeover_rate: rate(pauses),
     pause_takeover_by_cue: { filler: rate(pausesByCue.filler), intonation: rate(pausesByCue.intonation) },
@@ -185,6 +204,8 @@ export function scoreBehaviour(
     interruption_takeover_rate: rate(speaking.map((r) => r.yielded)),
     interruption_stop_s: mean(speaking.map((r) => r.stopS)),
     interruption_agent_speaking: `${speaking.length}/${interruptions.length}`,
+    interruption_takeover_rate_silent_caller: rate(speakingSilentCaller.map((r) => r.yielded)),
+    interruption_stop_s_silent_caller: mean(speakingSilentCaller.map((r) => r.stopS)),
     caller_backchannel_yield_rate: rate(overBackchannel.map((r) => r.yielded)),
     caller_backchannel_agent_speaking: `${overBackchannel.length}/${callerBackchannels.length}`,
     caller_backchannel_yield_rate_silent_caller: rate(

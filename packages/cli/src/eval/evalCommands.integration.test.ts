@@ -59,6 +59,7 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('## Turn-taking vs ground truth (2 dialogues');
     expect(r.stdout).toContain('interruption: time until the agent stops');
+    expect(r.stdout).toContain('interruption: agent stops anyway (caller silent) rate');
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(Object.keys(report.summary)).toEqual(
       expect.arrayContaining([
@@ -91,6 +92,8 @@ describe('duet eval and duet simulate (real engine, codec, VAD; nats-server + cl
     expect(truth.caller_backchannel_yield_rate).toBe(0);
     // The item ran again with the caller silent; the untrained model talks on either way.
     expect(report.behaviour.generated.caller_backchannel_yield_rate_silent_caller).toBe(0);
+    // So did the interruption item: it talks on without the interruption too.
+    expect(report.behaviour.generated.interruption_takeover_rate_silent_caller).toBe(0);
     // Re-synthesised ground truth keeps its timing (IPUs at least correlate).
     expect(report.turnTaking.r.resynth.byKind.ipu).toBeGreaterThan(0.5);
     const wav = decodeWav(readFileSync(join(out, 'turn-000.wav')));

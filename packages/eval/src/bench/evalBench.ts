@@ -109,6 +109,9 @@ console.log(
     backchannel_rate: round(s.backchannel_rate ?? null),
     interruption_takeover_rate: round(s.interruption_takeover_rate ?? null),
     interruption_stop_s: round(s.interruption_stop_s ?? null),
+    // The interruption items with the caller silent after the prompt: how often the agent stops anyway.
+    interruption_takeover_rate_silent_caller: round(s.interruption_takeover_rate_silent_caller ?? null),
+    interruption_stop_s_silent_caller: round(s.interruption_stop_s_silent_caller ?? null),
     // A caller's "mm-hm" over the agent, taken for an interruption (lower is better; ground truth 0).
     caller_backchannel_yield_rate: round(s.caller_backchannel_yield_rate ?? null),
     // The same items with the caller silent after the prompt: how often the agent stops anyway.
