@@ -99,13 +99,15 @@ export function scoreBehaviour(
   let bcMinutes = 0;
   let bcTakeovers = 0;
   const bcOffsets: (number | null)[] = [];
-  const interruptions: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
-  const interruptionsSilentCaller: { agentSpeaking: boolean; yielded: boolean; stopS: number | null }[] = [];
+  const interruptions: ReturnType<typeof scoreInterruption>[] = [];
+  const interruptionsSilentCaller: ReturnType<typeof scoreInterruption>[] = [];
   const talkOvers: boolean[] = [];
   const callerBackchannels: ReturnType<typeof scoreCallerBackchannel>[] = [];
-  const silentCaller: ReturnType<typeof scoreCallerBackchannel>[] = [];
+  const callerBackchannelsSilentCaller: ReturnType<typeof scoreCallerBackchannel>[] = [];
   for (const s of items) {
     const agent = s.agent[channel];
+    // The silent-caller twin is a run of the model: only its generated channel has one.
+    const agentSilentCaller = channel === 'generated' ? s.silentCaller : undefined;
     const { id, kind, events } = s.item;
     const callerIpus = mergeShortGaps(s.caller, IPU_MIN_SILENCE_S);
     // The caller holds the floor until its turn ends (the item's end of caller speech otherwise).
@@ -152,10 +154,7 @@ export function scoreBehaviour(
     } else if (kind === 'interruption' && events.interruptS !== undefined) {
       const r = scoreInterruption(agent, events.interruptS);
       interruptions.push(r);
-      const quiet =
-        channel === 'generated' && s.silentCaller
-          ? scoreInterruption(s.silentCaller, events.interruptS)
-          : undefined;
+      const quiet = agentSilentCaller && scoreInterruption(agentSilentCaller, events.interruptS);
       if (quiet) interruptionsSilentCaller.push(quiet);
       rows.push({
         id,
@@ -173,9 +172,8 @@ export function scoreBehaviour(
       const event = { backchannelS: events.backchannelS, backchannelEndS: events.backchannelEndS };
       const r = scoreCallerBackchannel(agent, event);
       callerBackchannels.push(r);
-      const quiet =
-        channel === 'generated' && s.silentCaller ? scoreCallerBackchannel(s.silentCaller, event) : undefined;
-      if (quiet) silentCaller.push(quiet);
+      const quiet = agentSilentCaller && scoreCallerBackchannel(agentSilentCaller, event);
+      if (quiet) callerBackchannelsSilentCaller.push(quiet);
       rows.push({
         id,
         kind,
@@ -209,7 +207,7 @@ export function scoreBehaviour(
     caller_backchannel_yield_rate: rate(overBackchannel.map((r) => r.yielded)),
     caller_backchannel_agent_speaking: `${overBackchannel.length}/${callerBackchannels.length}`,
     caller_backchannel_yield_rate_silent_caller: rate(
-      silentCaller.filter((r) => r.agentSpeaking).map((r) => r.yielded),
+      callerBackchannelsSilentCaller.filter((r) => r.agentSpeaking).map((r) => r.yielded),
     ),
     talk_over_rate: rate(talkOvers),
     items: {
